@@ -1,0 +1,1 @@
+"""Layerdeck's desktop app: PySide6 widgets over the core Backend and its models."""

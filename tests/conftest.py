@@ -1,0 +1,36 @@
+"""Fixtures shared by every test: the private dockerd and registry (started lazily, once)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# GUI tests draw offscreen; set before any test module imports Qt.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Services, running_services  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    """The private dockerd and registry, with a base image in both."""
+    with running_services() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def engine_url(services: Services) -> str:
+    """The Docker Engine API URL of the private dockerd."""
+    return services.engine_url
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    """A fresh, empty directory for a built-in store."""
+    path = tmp_path / "store"
+    return path

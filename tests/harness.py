@@ -1,0 +1,310 @@
+"""The test services: a private dockerd and a local registry, started in a temp dir.
+
+Everything the integration and GUI tests need is installed and started here, so a fresh
+machine needs nothing but this repository: Debian's docker.io, docker-registry,
+busybox-static and skopeo are installed when missing (as root), dockerd runs with its
+socket, data root and exec root in a temp dir and with no bridge network (loopback only),
+the registry listens on 127.0.0.1 at a free port, and a base image is made from a
+busybox-static root filesystem with `docker import` and pushed to the registry.
+Everything is stopped and removed at the end, also after a failure or Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEBIAN_PACKAGES = {
+    "dockerd": "docker.io",
+    "docker": "docker.io",
+    "docker-registry": "docker-registry",
+    "skopeo": "skopeo",
+}
+BUSYBOX_STATIC = Path("/bin/busybox")
+BASE_IMAGE = "layerdeck-test/base:latest"
+BASE_REPOSITORY = "layerdeck/base"
+
+
+class HarnessError(RuntimeError):
+    """A service the tests need could not be installed or started."""
+
+
+def ensure_packages() -> None:
+    """Install the Debian packages the services need when any is missing."""
+    missing = sorted({pkg for cmd, pkg in DEBIAN_PACKAGES.items() if shutil.which(cmd) is None})
+    if not _busybox_is_static():
+        missing.append("busybox-static")
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise HarnessError(
+            "the tests need these Debian packages: "
+            + " ".join(missing)
+            + f"; install them with: sudo apt-get install -y {' '.join(missing)}"
+        )
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log.warning("installing Debian packages: %s", " ".join(missing))
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+        check=True,
+        env=env,
+    )
+
+
+def _busybox_is_static() -> bool:
+    if not BUSYBOX_STATIC.exists():
+        return False
+    with BUSYBOX_STATIC.open("rb") as handle:
+        head = handle.read(4096)
+    # A static ELF has no PT_INTERP, so no path to the dynamic loader in its first page.
+    return b"ld-linux" not in head and b"/lib64/ld" not in head
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_rootfs_tar(path: Path, extra_files: dict[str, bytes] | None = None) -> Path:
+    """A tar of a minimal root filesystem: busybox-static, its applets, passwd and group."""
+    applets = subprocess.run(
+        [str(BUSYBOX_STATIC), "--list"], check=True, capture_output=True, text=True
+    ).stdout.split()
+    files: dict[str, bytes] = {
+        "etc/passwd": b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+        b"app:x:1000:1000:app:/home/app:/bin/sh\n",
+        "etc/group": b"root:x:0:\nnogroup:x:65534:\napp:x:1000:\n",
+        "etc/hostname": b"layerdeck\n",
+    }
+    files.update(extra_files or {})
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("bin", "etc", "tmp", "root", "home", "home/app", "proc", "sys", "dev", "var"):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o1777 if name == "tmp" else 0o755
+            if name == "home/app":
+                info.uid = info.gid = 1000
+            tar.addfile(info)
+        tar.add(str(BUSYBOX_STATIC), arcname="bin/busybox")
+        for applet in applets:
+            if applet == "busybox":
+                continue
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "busybox"
+            info.mode = 0o777
+            tar.addfile(info)
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return path
+
+
+def _wait_for(predicate: object, timeout: float, what: str, log_path: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    tail = ""
+    if log_path is not None and log_path.exists():
+        tail = "\n" + "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+    raise HarnessError(f"{what} did not start within {timeout:.0f} s{tail}")
+
+
+@dataclass
+class Services:
+    """A running dockerd and registry, with the paths and names tests use."""
+
+    root: Path
+    engine_url: str = ""
+    registry: str = ""
+    base_image: str = BASE_IMAGE
+    rootfs_tar: Path = field(default_factory=Path)
+    _processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def docker_env(self) -> dict[str, str]:
+        """The environment for the docker CLI pointed at the private dockerd."""
+        env = dict(os.environ)
+        env.update(
+            DOCKER_HOST=self.engine_url,
+            DOCKER_CONFIG=str(self.root / "docker-config"),
+            DOCKER_BUILDKIT="0",
+        )
+        return env
+
+    def docker(
+        self, *args: str, check: bool = True, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the docker CLI against the private dockerd."""
+        result = subprocess.run(
+            ["docker", *args],
+            env=self.docker_env,
+            input=input.decode() if input is not None else None,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and result.returncode != 0:
+            raise HarnessError(f"docker {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def registry_ref(self, repository: str, tag: str = "latest") -> str:
+        """`127.0.0.1:PORT/repository:tag` on the test registry."""
+        return f"{self.registry}/{repository}:{tag}"
+
+    @property
+    def registry_base(self) -> str:
+        """The base image as pushed to the test registry."""
+        return self.registry_ref(BASE_REPOSITORY)
+
+    def start(self) -> None:
+        """Install what is missing and start dockerd, the registry and the base image."""
+        ensure_packages()
+        self._start_dockerd()
+        self._start_registry()
+        self._seed_base_image()
+
+    def _spawn(self, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log_file = (self.root / log_name).open("wb")
+        process = subprocess.Popen(
+            argv, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._processes.append(process)
+        return process
+
+    def _start_dockerd(self) -> None:
+        if os.geteuid() != 0:
+            raise HarnessError("the test dockerd needs root; run the tests as root (CI does)")
+        sock = self.root / "docker.sock"
+        self.engine_url = f"unix://{sock}"
+        (self.root / "docker-config").mkdir()
+        (self.root / "docker-config" / "config.json").write_text("{}")
+        self._spawn(
+            [
+                "dockerd",
+                "--host",
+                self.engine_url,
+                "--data-root",
+                str(self.root / "data"),
+                "--exec-root",
+                str(self.root / "exec"),
+                "--pidfile",
+                str(self.root / "docker.pid"),
+                "--bridge=none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--storage-driver=overlay2",
+            ],
+            "dockerd.log",
+        )
+
+        def answers() -> bool:
+            return sock.exists() and self.docker("version", check=False).returncode == 0
+
+        _wait_for(answers, 90, "dockerd", self.root / "dockerd.log")
+
+    def _start_registry(self) -> None:
+        port = free_port()
+        self.registry = f"127.0.0.1:{port}"
+        config = self.root / "registry.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: warn\n"
+            "storage:\n"
+            f"  filesystem:\n    rootdirectory: {self.root / 'registry'}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: 127.0.0.1:{port}\n"
+        )
+        self._spawn(["docker-registry", "serve", str(config)], "registry.log")
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://{self.registry}/v2/", timeout=1) as reply:
+                    return bool(reply.status == 200)
+            except OSError:
+                return False
+
+        _wait_for(answers, 30, "docker-registry", self.root / "registry.log")
+
+    def _seed_base_image(self) -> None:
+        self.rootfs_tar = make_rootfs_tar(self.root / "rootfs.tar")
+        subprocess.run(
+            [
+                "docker", "import",
+                "--change", 'CMD ["sh"]',
+                "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                str(self.rootfs_tar), self.base_image,
+            ],
+            env=self.docker_env, check=True, capture_output=True,
+        )  # fmt: skip
+        self.docker("tag", self.base_image, self.registry_base)
+        self.docker("push", self.registry_base)
+
+    def stop(self) -> None:
+        """Stop every process, unmount what dockerd left, remove the temp dir."""
+        for process in reversed(self._processes):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in reversed(self._processes):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        self._processes.clear()
+        _unmount_below(self.root)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _unmount_below(root: Path) -> None:
+    """Lazily unmount every mount under root, deepest first (dockerd may leave some)."""
+    prefix = str(root.resolve())
+    with open("/proc/self/mountinfo") as mounts:
+        points = [line.split()[4] for line in mounts]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+@contextlib.contextmanager
+def running_services() -> Iterator[Services]:
+    """Start the services for the duration of the block."""
+    services = Services(Path(tempfile.mkdtemp(prefix="layerdeck-test-")))
+    try:
+        services.start()
+        yield services
+    finally:
+        services.stop()
+
+
+def registry_manifest(services: Services, repository: str, tag: str) -> dict[str, object]:
+    """The manifest the test registry serves for repository:tag."""
+    request = urllib.request.Request(
+        f"http://{services.registry}/v2/{repository}/manifests/{tag}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return dict(json.loads(reply.read()))
