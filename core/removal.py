@@ -18,10 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from core.errors import Conflict, InvalidReference, NotFound
 from core.models import RemovalEntry
 from core.reference import Reference, id_prefix, parse_reference
+
+if TYPE_CHECKING:
+    from core.backend import Backend
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,10 @@ def plan_removal(
             return RemovalPlan(tuple(entries), tuple(untag), ())
         removed_by_name = True
     elif _single_reference(refs):
-        _check_conflicts(graph, image_id, hard=True, soft=not force, active_reference=False)
+        try:
+            _check_conflicts(graph, image_id, hard=True, soft=not force, active_reference=False)
+        except _ConflictFound as found:
+            raise found.error from None
         for ref in refs:
             _untag(graph, ref, entries, untag)
 
@@ -246,3 +253,36 @@ def _untag(
 
 def _short(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]
+
+
+def preview_removal(backend: Backend, reference: str, force: bool) -> RemovalPlan:
+    """Plan `rmi [-f] reference` against a snapshot of backend, without changing anything."""
+    images: dict[str, tuple[list[Reference], str | None]] = {}
+    for row in backend.list_images(all=True):
+        refs, _parent = images.setdefault(row.id, ([], row.parent_id))
+        if row.repository is None:
+            continue
+        # Rows carry the familiar name; parse it back so the planner compares canonical forms.
+        for text in _row_references(row.repository, row.tag, row.digest):
+            try:
+                parsed = parse_reference(text, default_tag=None)
+            except InvalidReference:
+                continue
+            if parsed not in refs:
+                refs.append(parsed)
+    nodes = [
+        ImageNode(image_id, tuple(refs), parent) for image_id, (refs, parent) in images.items()
+    ]
+    uses = [
+        ContainerUse(c.id, c.name, c.image_id, c.running) for c in backend.list_containers(all=True)
+    ]
+    return plan_removal(reference, force, nodes, uses)
+
+
+def _row_references(repository: str, tag: str | None, digest: str | None) -> list[str]:
+    texts = []
+    if tag is not None:
+        texts.append(f"{repository}:{tag}")
+    if digest is not None:
+        texts.append(f"{repository}@{digest}")
+    return texts
