@@ -201,7 +201,10 @@ class IngestWriter:
         """Append chunk to the blob (ignored when the blob is already present)."""
         if self._handle is None:
             return len(chunk)
-        self._handle.write(chunk)
+        try:
+            self._handle.write(chunk)
+        except OSError as exc:
+            raise StoreCorrupt(f"cannot write a blob into the store: {exc}") from exc
         self._hasher.update(chunk)
         self.size += len(chunk)
         return len(chunk)
@@ -405,6 +408,7 @@ class Layout:
         except OSError as exc:
             raise StoreCorrupt(f"cannot write into {self.ingest_dir}: {exc.strerror}") from exc
         keep_partial = False
+        caller_failed = False
         try:
             # Two writers of the same digest (two pulls) take turns instead of interleaving.
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
@@ -423,6 +427,7 @@ class Layout:
                 yield writer
             except BaseException:
                 keep_partial = expected_hex is not None
+                caller_failed = True
                 raise
             handle.flush()
             digest = "sha256:" + hasher.hexdigest()
@@ -445,6 +450,8 @@ class Layout:
                 _fsync_dir(self.blobs_dir)
             writer.digest = digest
         except OSError as exc:
+            if caller_failed:
+                raise
             if exc.errno == errno.ENOSPC:
                 raise StoreCorrupt(f"no space left for blob in {self.root}") from exc
             raise StoreCorrupt(f"cannot write a blob into {self.root}: {exc}") from exc
