@@ -186,7 +186,8 @@ def test_build_events_print_steps_and_send_stderr_to_stderr() -> None:
     printer(LogLine("hello\n"))
     printer(LogLine("oops", stream="stderr"))
     printer(Notice("Successfully built abc"))
-    assert out.getvalue().splitlines() == ["Step 1/2 : FROM base", "hello", "Successfully built abc"]
+    lines = out.getvalue().splitlines()
+    assert lines == ["Step 1/2 : FROM base", "hello", "Successfully built abc"]
     assert err.getvalue() == "oops\n"
 
 
