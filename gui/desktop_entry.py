@@ -23,6 +23,7 @@ from PySide6.QtGui import QGuiApplication, QImage, QPainter
 from PySide6.QtSvg import QSvgRenderer
 
 from core.errors import InvalidArgument, NotFound
+from gui.icons import resources_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +36,6 @@ COMMAND_NAME = "layerdeck"
 _EXEC_RESERVED = re.compile(r"[\s\"'\\><~|&;$*?#()`]")
 # Characters that must be backslash-escaped inside a quoted Exec argument.
 _EXEC_QUOTED_ESCAPES = re.compile(r"([\"`$\\])")
-
-
-def resources_dir() -> Path:
-    """The directory holding Layerdeck's resources, in a checkout, a wheel or a bundle."""
-    bundle_root = getattr(sys, "_MEIPASS", None)
-    if bundle_root is not None:
-        # A PyInstaller bundle unpacks resources/ beside its own copy of the packages.
-        return Path(bundle_root) / "resources"
-    # In a checkout resources/ sits beside gui/; a wheel installs it beside gui/ too.
-    return Path(__file__).resolve().parent.parent / "resources"
 
 
 def data_home() -> Path:
