@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 
 from core.models import BuildStep, Event, LayerProgress, Notice
 from core.units import human_size
+from gui.dialogs.banner import is_dark, tone_colour
 
 log = logging.getLogger(__name__)
 
@@ -572,17 +573,14 @@ class BuildLogView(QWidget):
         self._sgr = _SgrState()
         self._failed_step = None
 
-    def _dark(self) -> bool:
-        return self.palette().color(self.palette().ColorRole.Base).lightness() < 128
-
     def _ansi_palette(self) -> tuple[str, ...]:
-        return _ANSI_DARK if self._dark() else _ANSI_LIGHT
+        return _ANSI_DARK if is_dark(self) else _ANSI_LIGHT
 
     def _stderr_colour(self) -> QColor:
-        return QColor("#d29922" if self._dark() else "#9a6700")
+        return tone_colour(self, "warning")
 
     def _error_colour(self) -> QColor:
-        return QColor("#f85149" if self._dark() else "#cf222e")
+        return tone_colour(self, "error")
 
     def _heading_background(self) -> QColor:
         colour = QColor(self.palette().color(self.palette().ColorRole.Highlight))
