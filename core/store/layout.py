@@ -552,7 +552,7 @@ class Layout:
             ]
             kept.append(entry)
             for old in previous:
-                _keep_dangling(kept, old)
+                keep_dangling(kept, old)
             return kept
 
         self.update_index(change)
@@ -566,7 +566,7 @@ class Layout:
                 raise NotFound(f"No such image: {ref}")
             kept = [e for e in entries if e.ref_name != ref]
             for old in previous:
-                _keep_dangling(kept, old)
+                keep_dangling(kept, old)
             return kept
 
         self.update_index(change)
@@ -839,7 +839,7 @@ class Layout:
         return found
 
 
-def _keep_dangling(entries: list[Descriptor], old: Descriptor) -> None:
+def keep_dangling(entries: list[Descriptor], old: Descriptor) -> None:
     """Add old back as a dangling entry when no other entry keeps its manifest."""
     if any(e.digest == old.digest for e in entries):
         return
