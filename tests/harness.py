@@ -35,6 +35,7 @@ DEBIAN_PACKAGES = {
     "docker": "docker.io",
     "docker-registry": "docker-registry",
     "skopeo": "skopeo",
+    "htpasswd": "apache2-utils",  # bcrypt htpasswd files for the basic-auth test registry
 }
 BUSYBOX_STATIC = Path("/bin/busybox")
 BASE_IMAGE = "layerdeck-test/base:latest"
