@@ -213,6 +213,8 @@ def _parse_tolerant(text: str) -> tuple[list[Instruction], list[DockerfileProble
         try:
             commands = buildkit.parse_string("\n".join(lines))
         except buildkit.GoParseError as exc:
+            if str(exc) == "file with no instructions":
+                return [], problems
             bad_line = _first_failing_line(lines)
             if bad_line is None:
                 problems.append(DockerfileProblem(1, str(exc)))
@@ -244,8 +246,8 @@ def _first_failing_line(lines: list[str]) -> int | None:
 def _parses(lines: list[str]) -> bool:
     try:
         buildkit.parse_string("\n".join(lines))
-    except buildkit.GoParseError:
-        return False
+    except buildkit.GoParseError as exc:
+        return str(exc) == "file with no instructions"
     return True
 
 
