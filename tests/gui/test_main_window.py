@@ -1,0 +1,374 @@
+"""The main window against the test dockerd: listing, sorting, filtering, details, failures."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Services
+from PySide6.QtCore import QItemSelectionModel, QSettings, Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from core.models import ImageSummary
+from gui.main_window import NO_MATCH_HINT, STATE_CONNECTED, STATE_UNAVAILABLE, MainWindow
+from gui.models.history import FRACTION_ROLE
+from gui.models.images import COL_SIZE, ROW_ROLE
+from gui.models.json_tree import VALUE_ROLE
+from gui.sources import Source, engine_label, remembered_source
+from gui.views.detail_pane import TAB_HISTORY
+from gui.workers import TaskRunner
+
+WAIT_MS = 30_000
+SIZED_IMAGES = {"layerdeck-gui/medium:1": 4_000_000, "layerdeck-gui/large:1": 9_000_000}
+
+
+class UnixSocketProxy:
+    """Forwards a unix socket to another one, until stop() cuts every connection."""
+
+    def __init__(self, listen: Path, target: str) -> None:
+        self.path = listen
+        self._target = target
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(str(listen))
+        self._server.listen(16)
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._start(self._accept)
+
+    @property
+    def url(self) -> str:
+        """The Engine API URL of the proxy."""
+        return f"unix://{self.path}"
+
+    def _start(self, target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self._target)
+            with self._lock:
+                self._open += [client, upstream]
+            self._start(self._pump, client, upstream)
+            self._start(self._pump, upstream, client)
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def stop(self) -> None:
+        """Refuse new connections and cut the open ones, as a dying engine would."""
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
+        self._server.close()
+        self.path.unlink(missing_ok=True)
+        with self._lock:
+            for connection in self._open:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+                connection.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def sized_images(services: Services) -> Iterator[dict[str, int]]:
+    """Two images built on the base with a layer of a known size each."""
+    for reference, size in SIZED_IMAGES.items():
+        dockerfile = f"FROM {services.base_image}\nRUN head -c {size} /dev/urandom > /payload\n"
+        services.docker(
+            "build", "--network", "none", "-q", "-t", reference, "-", input=dockerfile.encode()
+        )
+    yield SIZED_IMAGES
+    services.docker("rmi", "-f", *SIZED_IMAGES, check=False)
+
+
+@pytest.fixture
+def runner(qapp: QApplication) -> Iterator[TaskRunner]:
+    """The window's task runner, drained after the test."""
+    tasks = TaskRunner()
+    yield tasks
+    assert tasks.shutdown(10_000), "background tasks were still running"
+
+
+def engine_source(url: str) -> Source:
+    """A switcher entry for an engine URL."""
+    return Source("engine", engine_label(url), url)
+
+
+def make_window(qtbot: object, runner: TaskRunner, tmp_path: Path, url: str) -> MainWindow:
+    """A shown 1280x800 window with its own settings file, not yet connected."""
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(runner, settings, sources=[engine_source(url)])
+    qtbot.addWidget(window)  # type: ignore[attr-defined]
+    window.resize(1280, 800)
+    window.show()
+    return window
+
+
+@pytest.fixture
+def window(
+    qtbot, runner: TaskRunner, tmp_path: Path, services: Services, sized_images
+) -> Iterator[MainWindow]:
+    """The main window listing the test dockerd."""
+    shown = make_window(qtbot, runner, tmp_path, services.engine_url)
+    with qtbot.waitSignal(shown.imagesRefreshed, timeout=WAIT_MS):
+        shown.open_source(engine_source(services.engine_url))
+    yield shown
+    shown.close()
+
+
+def row_of(window: MainWindow, reference: str) -> int:
+    """The display row showing reference, -1 when none does."""
+    for row in range(window.proxy.rowCount()):
+        if window.proxy.image_at(row).reference == reference:
+            return row
+    return -1
+
+
+def select(qtbot, window: MainWindow, reference: str) -> ImageSummary:
+    """Click the row of reference and wait for its inspect document."""
+    row = row_of(window, reference)
+    assert row >= 0, f"{reference} is not listed"
+    with qtbot.waitSignal(window.detail.inspectLoaded, timeout=WAIT_MS):
+        window.table.selectRow(row)
+    return window.proxy.image_at(row)
+
+
+def test_list_shows_the_base_image(window: MainWindow, services: Services) -> None:
+    assert row_of(window, services.base_image) >= 0
+    assert window.state == STATE_CONNECTED
+    assert window.count_label.text().endswith("images")
+
+
+def test_status_bar_counts_rows_and_sums_unique_sizes(window: MainWindow) -> None:
+    images = window.model.images()
+    assert window.count_label.text() == f"{len(images)} images"
+    assert "Total size" in window.size_label.text()
+    assert "Connected" in window.source_label.text()
+
+
+def test_sort_by_size_orders_rows_by_bytes(qtbot, window: MainWindow) -> None:
+    window.table.horizontalHeader().setSortIndicator(COL_SIZE, Qt.SortOrder.DescendingOrder)
+    sizes = [window.proxy.image_at(row).size for row in range(window.proxy.rowCount())]
+    assert sizes == sorted(sizes, reverse=True)
+    assert window.proxy.image_at(0).reference == "layerdeck-gui/large:1"
+
+
+def test_filter_box_keeps_matching_rows_only(qtbot, window: MainWindow) -> None:
+    window.focus_filter()
+    qtbot.keyClicks(window.filter_bar.text_box, "gui/med")
+    assert [image.reference for image in window.proxy.visible_images()] == [
+        "layerdeck-gui/medium:1"
+    ]
+    assert window.count_label.text().startswith("1 of ")
+
+
+def test_filter_with_no_match_shows_a_hint(qtbot, window: MainWindow) -> None:
+    qtbot.keyClicks(window.filter_bar.text_box, "no-such-image-anywhere")
+    assert window.proxy.rowCount() == 0
+    assert window.table.empty_text == NO_MATCH_HINT
+
+
+def test_ctrl_f_puts_the_cursor_in_the_filter_box(qtbot, window: MainWindow) -> None:
+    window.table.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert window.filter_bar.text_box.hasFocus()
+
+
+def test_inspect_tree_shows_id_and_config_cmd(
+    qtbot, window: MainWindow, services: Services
+) -> None:
+    image = select(qtbot, window, services.base_image)
+    model = window.detail.inspect.model
+    assert model.index_for_path("Id").data(VALUE_ROLE) == image.id
+    assert model.index_for_path("Config.Cmd[0]").data(VALUE_ROLE) == "sh"
+
+
+def test_inspect_find_jumps_to_the_match(qtbot, window: MainWindow, services: Services) -> None:
+    select(qtbot, window, services.base_image)
+    inspect = window.detail.inspect
+    qtbot.keyClicks(inspect.find_box, "PATH=")
+    assert inspect.current_path() == "Config.Env[0]"
+    assert inspect.match_label.text().endswith(" of 1") or inspect.match_label.text().startswith(
+        "1 of"
+    )
+
+
+def test_copy_path_puts_the_json_path_on_the_clipboard(
+    qtbot, window: MainWindow, services: Services
+) -> None:
+    select(qtbot, window, services.base_image)
+    inspect = window.detail.inspect
+    inspect.copy_path(inspect.model.index_for_path("Config.Env[0]"))
+    assert QGuiApplication.clipboard().text() == "Config.Env[0]"
+    inspect.copy_value(inspect.model.index_for_path("Config.Cmd[0]"))
+    assert QGuiApplication.clipboard().text() == "sh"
+
+
+def test_history_tab_lists_layers_with_the_largest_bar_full(qtbot, window: MainWindow) -> None:
+    row = row_of(window, "layerdeck-gui/large:1")
+    with qtbot.waitSignal(window.detail.historyLoaded, timeout=WAIT_MS) as loaded:
+        window.table.selectRow(row)
+    window.detail.tabs.setCurrentIndex(TAB_HISTORY)
+    entries = loaded.args[0]
+    history = window.detail.history_model
+    assert history.rowCount() == len(entries) >= 2
+    assert "/payload" in history.index(0, 0).data()
+    fractions = [history.index(r, 0).data(FRACTION_ROLE) for r in range(history.rowCount())]
+    assert max(fractions) == 1.0 and fractions[0] == 1.0
+
+
+def test_refresh_follows_engine_events(qtbot, window: MainWindow, services: Services) -> None:
+    services.docker("tag", services.base_image, "layerdeck-gui/tagged:now")
+    try:
+        qtbot.waitUntil(lambda: row_of(window, "layerdeck-gui/tagged:now") >= 0, timeout=WAIT_MS)
+    finally:
+        services.docker("rmi", "layerdeck-gui/tagged:now", check=False)
+    qtbot.waitUntil(lambda: row_of(window, "layerdeck-gui/tagged:now") < 0, timeout=WAIT_MS)
+
+
+def test_selection_survives_a_refresh(qtbot, window: MainWindow) -> None:
+    row = row_of(window, "layerdeck-gui/medium:1")
+    window.table.selectionModel().select(
+        window.proxy.index(row, 0),
+        QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+    )
+    with qtbot.waitSignal(window.imagesRefreshed, timeout=WAIT_MS):
+        qtbot.keyClick(window, Qt.Key.Key_F5)
+    assert [image.reference for image in window.selected_images()] == ["layerdeck-gui/medium:1"]
+
+
+def test_engine_going_away_shows_a_message_and_the_window_stays_usable(
+    qtbot, runner: TaskRunner, tmp_path: Path, services: Services, sized_images
+) -> None:
+    proxy = UnixSocketProxy(tmp_path / "engine.sock", services.engine_url.removeprefix("unix://"))
+    window = make_window(qtbot, runner, tmp_path, proxy.url)
+    try:
+        with qtbot.waitSignal(window.imagesRefreshed, timeout=WAIT_MS):
+            window.open_source(engine_source(proxy.url))
+        listed = window.model.rowCount()
+        proxy.stop()
+        qtbot.waitUntil(lambda: window.state == STATE_UNAVAILABLE, timeout=WAIT_MS)
+        assert window.banner.isVisible()
+        assert "unavailable" in window.banner.text.text()
+        assert window.source_label.text().startswith("✕ Unavailable")
+        # Still usable: the last listing stays, filtering and selecting work, F5 retries.
+        assert window.model.rowCount() == listed
+        qtbot.keyClicks(window.filter_bar.text_box, "gui/large")
+        assert window.proxy.rowCount() == 1
+        window.table.selectRow(0)
+        assert window.selected_images()[0].reference == "layerdeck-gui/large:1"
+        qtbot.keyClick(window, Qt.Key.Key_F5)
+        qtbot.waitUntil(lambda: window._listing is None, timeout=WAIT_MS)
+        assert window.state == STATE_UNAVAILABLE
+    finally:
+        window.close()
+        proxy.stop()
+
+
+def test_unreachable_source_says_why_in_the_table(
+    qtbot, runner: TaskRunner, tmp_path: Path
+) -> None:
+    url = f"unix://{tmp_path / 'nothing.sock'}"
+    window = make_window(qtbot, runner, tmp_path, url)
+    with qtbot.waitSignal(
+        window.sourceStateChanged,
+        timeout=WAIT_MS,
+        check_params_cb=lambda state: state == STATE_UNAVAILABLE,
+    ):
+        window.open_source(engine_source(url))
+    assert window.table.empty_text.startswith("Cannot reach")
+    assert window.banner.isVisible()
+    window.close()
+
+
+def test_switching_source_opens_it_and_remembers_it(
+    qtbot, runner: TaskRunner, tmp_path: Path, services: Services
+) -> None:
+    missing = engine_source(f"unix://{tmp_path / 'gone.sock'}")
+    real = engine_source(services.engine_url)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(runner, settings, sources=[real, missing])
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.imagesRefreshed, timeout=WAIT_MS):
+        window.open_source(real)
+    with qtbot.waitSignal(window.sourceStateChanged, timeout=WAIT_MS) as changed:
+        window.source_box.activated.emit(1)
+    qtbot.waitUntil(lambda: window.state == STATE_UNAVAILABLE, timeout=WAIT_MS)
+    assert changed.args and remembered_source(settings) == missing
+    assert window.model.rowCount() == 0
+    with qtbot.waitSignal(window.imagesRefreshed, timeout=WAIT_MS):
+        window.source_box.activated.emit(0)
+    assert remembered_source(settings) == real
+    assert window.state == STATE_CONNECTED
+    window.close()
+
+
+def test_row_holds_the_image_summary(window: MainWindow, services: Services) -> None:
+    row = row_of(window, services.base_image)
+    image = window.proxy.index(row, COL_SIZE).data(ROW_ROLE)
+    assert isinstance(image, ImageSummary) and image.reference == services.base_image
+
+
+# Shortcuts open the dialogs (each test runs once that dialog exists).
+
+
+def dialog_opened_by(
+    qtbot, window: MainWindow, key: Qt.Key, modifier: Qt.KeyboardModifier
+) -> object:
+    """Press a shortcut and return the dialog the window opened."""
+    with qtbot.waitSignal(window.dialogOpened, timeout=WAIT_MS) as opened:
+        qtbot.keyClick(window, key, modifier)
+    dialog = opened.args[0]
+    dialog.close()
+    return dialog
+
+
+def test_ctrl_p_opens_the_pull_dialog(qtbot, window: MainWindow) -> None:
+    pull = pytest.importorskip("gui.dialogs.pull")
+    dialog = dialog_opened_by(qtbot, window, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
+    assert isinstance(dialog, pull.PullDialog)
+
+
+def test_ctrl_b_opens_the_build_dialog(qtbot, window: MainWindow) -> None:
+    build = pytest.importorskip("gui.dialogs.build")
+    dialog = dialog_opened_by(qtbot, window, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)
+    assert isinstance(dialog, build.BuildDialog)
+
+
+def test_del_opens_the_delete_dialog_for_the_selection(qtbot, window: MainWindow) -> None:
+    delete = pytest.importorskip("gui.dialogs.delete")
+    window.table.selectRow(row_of(window, "layerdeck-gui/medium:1"))
+    window.table.setFocus()
+    dialog = dialog_opened_by(
+        qtbot, window.table, Qt.Key.Key_Delete, Qt.KeyboardModifier.NoModifier
+    )
+    assert isinstance(dialog, delete.DeleteDialog)
+
+
+def test_dropping_a_folder_opens_the_build_dialog(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    build = pytest.importorskip("gui.dialogs.build")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with qtbot.waitSignal(window.dialogOpened, timeout=WAIT_MS) as opened:
+        window.build_dropped(tmp_path)
+    assert isinstance(opened.args[0], build.BuildDialog)
+    opened.args[0].close()
