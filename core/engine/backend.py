@@ -1,0 +1,657 @@
+"""DockerEngineBackend: the Backend protocol on any Docker Engine API endpoint.
+
+It speaks to dockerd through the docker SDK's low-level `APIClient` and lets dockerd apply
+docker's own rules (removal, commit changes, the classic builder); this module translates
+requests and answers, and nothing else. Two clients share the endpoint: a quick one whose
+every call gives up after `timeout` seconds, so a dead engine is reported at once, and a
+streaming one without a read timeout for pulls, builds, saves, loads, container output and
+the event stream, which are stopped by cancelling instead (see core.engine.streams).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import IO, Any, Literal
+
+import docker
+import docker.errors
+import docker.utils
+
+from core.engine.events import (
+    BuildTranscript,
+    LineSplitter,
+    loaded_names,
+    output_lines,
+    progress_event,
+    stream_error,
+)
+from core.engine.faults import engine_call, error_for_message
+from core.engine.streams import ResponseTracker
+from core.errors import (
+    BackendUnavailable,
+    BuildFailed,
+    Cancelled,
+    Conflict,
+    InvalidArgument,
+    InvalidReference,
+    LayerdeckError,
+    NotFound,
+    RegistryError,
+)
+from core.models import (
+    BackendInfo,
+    BuildOptions,
+    CancelToken,
+    CommitOptions,
+    ContainerSpec,
+    ContainerSummary,
+    EventSink,
+    HistoryEntry,
+    ImageSummary,
+    LayerProgress,
+    LogLine,
+    Notice,
+    PruneResult,
+    RemovalEntry,
+    SearchResult,
+)
+from core.reference import Reference, parse_reference
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "unix:///var/run/docker.sock"
+CHUNK_SIZE = 1 << 20
+
+# Event actions that change nothing a list shows; following them would make the GUI
+# refresh on every health check or `docker exec`.
+_QUIET_ACTIONS = ("exec_", "health_status", "attach", "resize", "top", "archive-path")
+_CONTAINER_IN_CONFLICT = re.compile(r"(running |stopped )?container ([0-9a-f]{12,64})")
+
+
+class DockerEngineBackend:
+    """The Backend protocol on a Docker Engine API endpoint (local socket, tcp, ssh, TLS)."""
+
+    def __init__(self, url: str | None = None, timeout: float = 2.0) -> None:
+        self._timeout = timeout
+        if url is None:
+            # DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, read as the docker CLI does.
+            self._client_options: dict[str, Any] = docker.utils.kwargs_from_env()
+            self._client_options.setdefault("base_url", DEFAULT_URL)
+        else:
+            self._client_options = {"base_url": url}
+        self._location = str(self._client_options["base_url"])
+        self._lock = threading.Lock()
+        self._quick_client: docker.APIClient | None = None
+        self._stream_client: docker.APIClient | None = None
+        self._streams = ResponseTracker()
+
+    @property
+    def location(self) -> str:
+        """The endpoint this back end talks to, as given or found in the environment."""
+        return self._location
+
+    def __repr__(self) -> str:
+        return f"DockerEngineBackend({self._location!r})"
+
+    # Clients are made on first use: making one asks the engine for its API version, and a
+    # back end that merely exists should not fail because the engine is down right now.
+
+    def _quick(self) -> docker.APIClient:
+        with self._lock:
+            if self._quick_client is None:
+                self._quick_client = docker.APIClient(
+                    version="auto", timeout=self._timeout, **self._client_options
+                )
+            return self._quick_client
+
+    def _stream(self) -> docker.APIClient:
+        quick = self._quick()
+        with self._lock:
+            if self._stream_client is None:
+                client = docker.APIClient(
+                    version=quick.api_version, timeout=None, **self._client_options
+                )
+                client.hooks["response"].append(self._streams.hook)
+                self._stream_client = client
+            return self._stream_client
+
+    @engine_call
+    def ping(self) -> BackendInfo:
+        """Check the engine answers and describe it; raises BackendUnavailable."""
+        version = self._quick().version()
+        platform = version.get("Platform") or {}
+        return BackendInfo(
+            kind="engine",
+            name=str(platform.get("Name") or "Docker Engine"),
+            location=self._location,
+            version=str(version.get("Version", "")),
+            os=str(version.get("Os", "")),
+            architecture=str(version.get("Arch", "")),
+        )
+
+    # Images
+
+    @engine_call
+    def list_images(self, all: bool = False) -> list[ImageSummary]:
+        """One row per tag like `docker images`; dangling images one row with no name."""
+        api = self._quick()
+        images = api.images(all=all)
+        users = Counter(str(c.get("ImageID", "")) for c in api.containers(all=True))
+        rows = [row for image in images for row in _image_rows(image, users[image["Id"]])]
+        rows.sort(key=lambda r: (-r.created.timestamp(), r.repository or "", r.tag or ""))
+        return rows
+
+    @engine_call
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        """Docker's `image inspect` document for ref."""
+        return dict(self._quick().inspect_image(_required(ref, "image")))
+
+    @engine_call
+    def history(self, ref: str) -> list[HistoryEntry]:
+        """The image's history, newest first, like `docker history`."""
+        api = self._quick()
+        rows = api.history(_required(ref, "image"))
+        layer_count = len(api.inspect_image(ref).get("RootFS", {}).get("Layers") or [])
+        empty = _empty_layers(rows, layer_count)
+        return [
+            HistoryEntry(
+                id=None if row.get("Id") in (None, "", "<missing>") else str(row["Id"]),
+                created=_timestamp(row.get("Created")),
+                created_by=str(row.get("CreatedBy") or ""),
+                size=int(row.get("Size") or 0),
+                comment=str(row.get("Comment") or ""),
+                empty_layer=is_empty,
+                tags=tuple(t for t in row.get("Tags") or () if t != "<none>:<none>"),
+            )
+            for row, is_empty in zip(rows, empty, strict=True)
+        ]
+
+    @engine_call
+    def tag_image(self, source: str, target: str) -> None:
+        """`docker tag source target`."""
+        reference = _taggable(target)
+        api = self._quick()
+        if not api.tag(_required(source, "image"), reference.familiar_name, reference.tag):
+            raise LayerdeckError(f"The Docker engine did not tag {source} as {target}.")
+
+    @engine_call
+    def pull(
+        self,
+        ref: str,
+        on_event: EventSink,
+        cancel: CancelToken,
+        platform: str | None = None,
+    ) -> str:
+        """Pull ref (default tag latest) and return the image ID."""
+        reference = parse_reference(ref)
+        wanted = reference.digest or reference.tag
+        with self._streams.cancellable(cancel):
+            stream = self._stream().pull(
+                reference.familiar_name, wanted, stream=True, decode=True, platform=platform
+            )
+            for message in stream:
+                error = stream_error(message)
+                if error is not None:
+                    raise error_for_message(error, fallback=RegistryError)
+                event = progress_event(message)
+                if event is not None:
+                    on_event(event)
+        return str(self._quick().inspect_image(reference.familiar)["Id"])
+
+    @engine_call
+    def search(self, term: str, limit: int = 25) -> list[SearchResult]:
+        """Search Docker Hub through the engine, or the catalog of the registry in `HOST/term`."""
+        from core.search import search_catalog, split_search_term
+
+        host, rest = split_search_term(term)
+        if host is not None:
+            return search_catalog(host, rest, limit)
+        return [
+            SearchResult(
+                name=str(found.get("name", "")),
+                description=str(found.get("description") or ""),
+                stars=int(found.get("star_count") or 0),
+                official=bool(found.get("is_official")),
+                automated=bool(found.get("is_automated")),
+            )
+            for found in self._quick().search(rest, limit=limit)
+        ]
+
+    @engine_call
+    def remove_image(self, ref: str, force: bool = False) -> list[RemovalEntry]:
+        """`docker rmi [-f] ref`: dockerd decides; Conflict names the containers holding it."""
+        api = self._quick()
+        try:
+            answer = api.remove_image(_required(ref, "image"), force=force)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+            raise self._removal_conflict(ref, str(exc.explanation or exc)) from exc
+        return [_removal_entry(item) for item in answer or ()]
+
+    def _removal_conflict(self, ref: str, message: str) -> Conflict:
+        """The Conflict for a refused rmi, with the names of the containers behind it."""
+        mentioned = _CONTAINER_IN_CONFLICT.search(message)
+        if mentioned is None:
+            return Conflict(message)
+        kind = (mentioned.group(1) or "").strip()
+        try:
+            image_id = self._quick().inspect_image(ref)["Id"]
+            holders = [c for c in self.list_containers(all=True) if c.image_id == image_id]
+        except LayerdeckError:
+            holders = []
+        if kind == "running":
+            holders = [c for c in holders if c.running]
+        elif kind == "stopped":
+            holders = [c for c in holders if not c.running]
+        names = [c.name for c in holders] or [mentioned.group(2)[:12]]
+        return Conflict(message, names)
+
+    @engine_call
+    def prune(self, dangling_only: bool = True) -> PruneResult:
+        """Remove dangling (or, without dangling_only, all unused) images."""
+        answer = self._quick().prune_images(filters={"dangling": dangling_only})
+        removed = tuple(_removal_entry(item) for item in answer.get("ImagesDeleted") or ())
+        return PruneResult(removed, int(answer.get("SpaceReclaimed") or 0))
+
+    # Containers
+
+    @engine_call
+    def list_containers(self, all: bool = True) -> list[ContainerSummary]:
+        """Containers, running and (with all) stopped, like `docker ps [-a]`."""
+        return [_container_summary(c) for c in self._quick().containers(all=all)]
+
+    @engine_call
+    def create_container(self, spec: ContainerSpec) -> str:
+        """Create a container from an image (no network or the host's) and return its ID."""
+        api = self._quick()
+        created = api.create_container(
+            _required(spec.image, "image"),
+            command=list(spec.command) if spec.command is not None else None,
+            name=spec.name,
+            environment=list(spec.env) or None,
+            working_dir=spec.workdir,
+            user=spec.user,
+            tty=spec.tty,
+            host_config=api.create_host_config(network_mode=spec.network),
+        )
+        return str(created["Id"])
+
+    @engine_call
+    def run_container(self, container: str, on_event: EventSink, cancel: CancelToken) -> int:
+        """Start a created container, stream its output as LogLine events, return the exit code."""
+        _required(container, "container")
+        stream_api = self._stream()
+
+        def kill() -> None:
+            self._quick().kill(container)
+
+        splitters: dict[Literal["stdout", "stderr"], LineSplitter] = {
+            "stdout": LineSplitter(),
+            "stderr": LineSplitter(),
+        }
+        with self._streams.cancellable(cancel, on_cancel=kill):
+            # Attach before start (with logs) so not a byte of early output is lost.
+            output = stream_api.attach(
+                container, stdout=True, stderr=True, stream=True, logs=True, demux=True
+            )
+            self._quick().start(container)
+            for out, err in output:
+                if out:
+                    for line in output_lines(splitters, "stdout", out):
+                        on_event(line)
+                if err:
+                    for line in output_lines(splitters, "stderr", err):
+                        on_event(line)
+            for name, splitter in splitters.items():
+                for text in splitter.finish():
+                    on_event(LogLine(text, name))
+            result = stream_api.wait(container)
+        return int(result.get("StatusCode", -1))
+
+    @engine_call
+    def remove_container(self, container: str, force: bool = False) -> None:
+        """`docker rm [-f] container`; Conflict when it runs and force is not given."""
+        api = self._quick()
+        try:
+            api.remove_container(_required(container, "container"), force=force)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+            name = str(api.inspect_container(container).get("Name", container)).lstrip("/")
+            raise Conflict(str(exc.explanation or exc), [name]) from exc
+
+    @engine_call
+    def commit(self, options: CommitOptions) -> str:
+        """`docker commit`: a new image from a container's changes; returns the image ID."""
+        repository = tag = None
+        if options.repository:
+            named = options.repository + (f":{options.tag}" if options.tag else "")
+            reference = _taggable(named)
+            repository, tag = reference.familiar_name, reference.tag
+        elif options.tag:
+            raise InvalidArgument("a tag needs a repository to go with it")
+        try:
+            answer = self._quick().commit(
+                _required(options.container, "container"),
+                repository=repository,
+                tag=tag,
+                message=options.message or None,
+                author=options.author or None,
+                pause=options.pause,
+                changes=list(options.changes) or None,
+            )
+        except docker.errors.APIError as exc:
+            reason = str(exc.explanation or exc)
+            # dockerd refuses a bad --change with its parser's message, sometimes as a 500.
+            if options.changes and exc.status_code in (400, 500) and _about_changes(reason):
+                raise InvalidArgument(f"invalid change: {reason}") from exc
+            raise
+        return str(answer["Id"])
+
+    # Build
+
+    @engine_call
+    def build(self, options: BuildOptions, on_event: EventSink, cancel: CancelToken) -> str:
+        """`docker build` with the classic builder; a failed build tags nothing (BuildFailed)."""
+        from core.dockerfile import check, parse
+
+        text = _read_dockerfile(options)
+        problems = check(text, options.build_args, options.target)
+        if problems:
+            listing = "\n".join(f"  {problem}" for problem in problems)
+            raise BuildFailed(
+                f"The Dockerfile has {len(problems)} problem(s):\n{listing}",
+                line=problems[0].line,
+                problems=problems,
+            )
+        tags = [_taggable(t) for t in options.tags]
+        transcript = BuildTranscript()
+        try:
+            with self._streams.cancellable(cancel):
+                stream = self._stream().build(
+                    path=str(options.context),
+                    dockerfile=options.dockerfile,
+                    tag=tags[0].familiar if tags else None,
+                    nocache=options.no_cache,
+                    pull=options.pull,
+                    rm=True,
+                    forcerm=True,
+                    buildargs=dict(options.build_args) or None,
+                    target=options.target,
+                    network_mode=options.network,
+                    decode=True,
+                )
+                for message in stream:
+                    for event in transcript.feed(message):
+                        on_event(event)
+                    if transcript.error is not None:
+                        break
+                for event in transcript.finish():
+                    on_event(event)
+        except Cancelled:
+            self._discard_images(transcript.created_images)
+            raise
+        if transcript.error is not None:
+            self._discard_images(transcript.created_images)
+            raise _build_failure(transcript, parse(text).instructions)
+        image_id = transcript.image_id
+        if image_id is None:
+            raise LayerdeckError("The Docker engine finished the build without an image ID.")
+        api = self._quick()
+        for extra in tags[1:]:
+            api.tag(image_id, extra.familiar_name, extra.tag)
+            on_event(Notice(f"Successfully tagged {extra.familiar}"))
+        return image_id
+
+    def _discard_images(self, image_ids: list[str]) -> None:
+        """Remove what a failed build committed, newest first, so it leaves no half image."""
+        api = self._quick()
+        for image_id in reversed(image_ids):
+            try:
+                api.remove_image(image_id, noprune=True)
+            except (docker.errors.DockerException, OSError) as exc:
+                log.debug("could not remove intermediate image %s: %s", image_id, exc)
+
+    # Archives
+
+    @engine_call
+    def save(
+        self, refs: list[str], out: IO[bytes], on_event: EventSink, cancel: CancelToken
+    ) -> None:
+        """Write a docker-archive tar of refs to out (what `docker save` writes)."""
+        names = [_required(ref, "image") for ref in refs]
+        if not names:
+            raise InvalidArgument("save needs at least one image")
+        written = 0
+        with self._streams.cancellable(cancel):
+            for chunk in self._archive_chunks(names):
+                cancel.raise_if_cancelled()
+                out.write(chunk)
+                written += len(chunk)
+                on_event(LayerProgress("archive", "Saving", written, 0))
+        on_event(Notice(f"Saved {', '.join(names)} ({written} bytes)"))
+
+    def _archive_chunks(self, names: list[str]) -> Iterator[bytes]:
+        api = self._stream()
+        if len(names) == 1:
+            yield from api.get_image(names[0], chunk_size=CHUNK_SIZE)
+            return
+        # The SDK's get_image takes one name; the endpoint takes several (`names=a&names=b`),
+        # and only one archive keeps layers shared between them once.
+        response = api._get(api._url("/images/get"), params={"names": names}, stream=True)
+        yield from api._stream_raw_result(response, CHUNK_SIZE, False)
+
+    @engine_call
+    def load(self, source: IO[bytes], on_event: EventSink, cancel: CancelToken) -> list[str]:
+        """Read a docker-archive tar (what `docker save` wrote); returns the loaded names/IDs."""
+
+        def chunks() -> Iterator[bytes]:
+            sent = 0
+            while True:
+                # Raising here aborts the upload mid-body, so dockerd loads nothing.
+                cancel.raise_if_cancelled()
+                block = source.read(CHUNK_SIZE)
+                if not block:
+                    return
+                sent += len(block)
+                on_event(LayerProgress("archive", "Sending", sent, 0))
+                yield block
+
+        loaded: list[str] = []
+        with self._streams.cancellable(cancel):
+            for message in self._stream().load_image(chunks(), quiet=False) or ():
+                error = stream_error(message)
+                if error is not None:
+                    raise error_for_message(
+                        f"the archive could not be loaded: {error}", fallback=InvalidArgument
+                    )
+                loaded.extend(loaded_names(message))
+                event = progress_event(message)
+                if event is not None:
+                    on_event(event)
+        if not loaded:
+            raise InvalidArgument("the archive held no image (is it a `docker save` tar?)")
+        return loaded
+
+    # Changes
+
+    @engine_call
+    def watch(self, on_change: Callable[[], None], cancel: CancelToken) -> None:
+        """Block until cancelled, calling on_change whenever images or containers change."""
+        try:
+            with self._streams.cancellable(cancel):
+                events = self._stream().events(
+                    filters={"type": ["image", "container"]}, decode=True
+                )
+                for event in events:
+                    action = str(event.get("Action") or event.get("status") or "")
+                    if not action.startswith(_QUIET_ACTIONS):
+                        on_change()
+        except Cancelled:
+            return
+        raise BackendUnavailable(
+            f"The Docker engine at {self._location} closed its event stream; is it still running?"
+        )
+
+    def close(self) -> None:
+        """Release the connections to the engine."""
+        with self._lock:
+            for client in (self._quick_client, self._stream_client):
+                if client is not None:
+                    client.close()
+            self._quick_client = self._stream_client = None
+
+
+def _required(value: str, what: str) -> str:
+    """value, or a clear error when it is empty (the SDK would say 'Resource ID')."""
+    if not value or not value.strip():
+        raise InvalidReference(f"no {what} given: the {what} name or ID cannot be empty")
+    return value
+
+
+def _taggable(text: str) -> Reference:
+    """A reference that can name a new tag: tag defaults to latest, digests are refused."""
+    reference = parse_reference(text)
+    if reference.digest is not None:
+        raise InvalidReference(f"cannot tag with a digest: {text!r}; give a tag instead")
+    return reference
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """An aware UTC datetime from dockerd's Unix seconds; None for missing/zero times."""
+    if not isinstance(value, int | float) or value <= 0:
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _image_rows(image: Mapping[str, Any], containers: int) -> list[ImageSummary]:
+    """`docker images` rows for one image (the CLI's imageFormatTaggedAndDigest)."""
+    created = _timestamp(image.get("Created")) or datetime.fromtimestamp(0, tz=UTC)
+
+    def row(repository: str | None, tag: str | None, digest: str | None) -> ImageSummary:
+        return ImageSummary(
+            id=str(image["Id"]),
+            repository=repository,
+            tag=tag,
+            digest=digest,
+            created=created,
+            size=int(image.get("Size") or 0),
+            containers=containers,
+            parent_id=str(image["ParentId"]) if image.get("ParentId") else None,
+        )
+
+    tags: dict[str, list[str]] = {}
+    for text in image.get("RepoTags") or ():
+        reference = _reference_or_none(text)
+        if reference is not None and reference.tag is not None:
+            tags.setdefault(reference.familiar_name, []).append(reference.tag)
+    digests: dict[str, list[str]] = {}
+    for text in image.get("RepoDigests") or ():
+        reference = _reference_or_none(text)
+        if reference is not None and reference.digest is not None:
+            digests.setdefault(reference.familiar_name, []).append(reference.digest)
+    if not tags and not digests:
+        return [row(None, None, None)]
+    rows: list[ImageSummary] = []
+    for repository, repository_tags in tags.items():
+        repository_digests = digests.pop(repository, [])
+        digest = repository_digests[0] if repository_digests else None
+        rows.extend(row(repository, tag, digest) for tag in repository_tags)
+    # A repository known only by digest (pulled by digest, or its tag moved on) gets one row.
+    rows.extend(row(repository, None, found[0]) for repository, found in digests.items())
+    return rows
+
+
+def _reference_or_none(text: str) -> Reference | None:
+    """The parsed reference, or None for dockerd's `<none>:<none>` placeholders."""
+    if text.startswith("<none>"):
+        return None
+    try:
+        return parse_reference(text, default_tag=None)
+    except InvalidReference:
+        log.debug("ignoring a reference dockerd reported but docker would not parse: %s", text)
+        return None
+
+
+def _empty_layers(rows: list[dict[str, Any]], layer_count: int) -> list[bool]:
+    """Which history rows made no layer. dockerd does not say; infer it from the sizes.
+
+    A row with bytes is a layer. Zero-byte rows are config-only steps, except that an image
+    with more layers than sized rows has zero-byte layers too (`RUN true`): those are taken
+    oldest first among the rows that are not the builder's `#(nop)` metadata steps.
+    """
+    spare = layer_count - sum(1 for r in rows if int(r.get("Size") or 0) > 0)
+    empty = [False] * len(rows)
+    for index in reversed(range(len(rows))):
+        if int(rows[index].get("Size") or 0) > 0:
+            continue
+        if spare > 0 and "#(nop)" not in str(rows[index].get("CreatedBy") or ""):
+            spare -= 1
+            continue
+        empty[index] = True
+    return empty
+
+
+def _removal_entry(item: Mapping[str, Any]) -> RemovalEntry:
+    """`{"Untagged": ref}` / `{"Deleted": id}` from dockerd as a RemovalEntry."""
+    if item.get("Untagged"):
+        return RemovalEntry("Untagged", str(item["Untagged"]))
+    return RemovalEntry("Deleted", str(item.get("Deleted", "")))
+
+
+def _container_summary(container: Mapping[str, Any]) -> ContainerSummary:
+    """One `docker ps -a` row from dockerd's container list entry."""
+    names = container.get("Names") or []
+    return ContainerSummary(
+        id=str(container["Id"]),
+        name=str(names[0]).lstrip("/") if names else str(container["Id"])[:12],
+        image=str(container.get("Image") or ""),
+        image_id=str(container.get("ImageID") or ""),
+        command=str(container.get("Command") or ""),
+        status=str(container.get("Status") or ""),
+        created=_timestamp(container.get("Created")) or datetime.fromtimestamp(0, tz=UTC),
+        running=container.get("State") == "running",
+    )
+
+
+def _about_changes(reason: str) -> bool:
+    """True when dockerd's commit error is about a --change line."""
+    lowered = reason.lower()
+    return any(word in lowered for word in ("dockerfile parse error", "instruction", "change"))
+
+
+def _read_dockerfile(options: BuildOptions) -> str:
+    """The Dockerfile's text, with clear errors for a missing context or file."""
+    if not options.context.is_dir():
+        raise InvalidArgument(f"the build context {options.context} is not a directory")
+    path = options.context / options.dockerfile
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise NotFound(f"there is no Dockerfile at {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"the Dockerfile {path} cannot be read: {exc}") from exc
+
+
+def _build_failure(transcript: BuildTranscript, instructions: Any) -> BuildFailed:
+    """BuildFailed for a step that failed, with the Dockerfile line that step came from."""
+    reason = transcript.error or "the build failed"
+    step = transcript.step
+    if step is None:
+        return BuildFailed(f"The build failed before its first step: {reason}")
+    line: int | None = None
+    # The classic builder numbers instructions in file order across all stages.
+    if 0 < step.index <= len(instructions):
+        line = int(instructions[step.index - 1].line)
+    where = f" (line {line})" if line is not None else ""
+    return BuildFailed(
+        f"Step {step.index}/{step.count} : {step.instruction}{where} failed: {reason}",
+        step=step.index,
+        line=line,
+    )
