@@ -50,7 +50,9 @@ def test_ping_describes_the_engine(engine: DockerEngineBackend, services: Servic
     info = engine.ping()
     assert info.kind == "engine"
     assert info.location == services.engine_url
-    assert info.version == services.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+    assert (
+        info.version == services.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+    )
 
 
 def test_missing_socket_is_unavailable_within_two_seconds(tmp_path: Path) -> None:
@@ -208,7 +210,9 @@ def test_remove_image_used_by_stopped_container_is_refused(
     engine: DockerEngineBackend, services: Services, repository: str
 ) -> None:
     _own_image(services, repository)
-    container = engine.create_container(ContainerSpec(repository, ("true",), name=f"c{uuid.uuid4().hex[:8]}"))
+    container = engine.create_container(
+        ContainerSpec(repository, ("true",), name=f"c{uuid.uuid4().hex[:8]}")
+    )
     name = next(c.name for c in engine.list_containers() if c.id == container)
     with pytest.raises(Conflict) as refused:
         engine.remove_image(repository)
