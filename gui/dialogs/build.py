@@ -330,14 +330,14 @@ class BuildDialog(QDialog):
         normalised: list[str] = []
         for tag in tags:
             try:
-                normalised.append(str(parse_reference(tag)))
+                normalised.append(parse_reference(tag).familiar)
             except InvalidReference as exc:
                 tag_problem = str(exc)
                 break
         if tag_problem is not None:
             self._set_status(self.tags_status, tag_problem, "error")
         elif normalised:
-            self._set_status(self.tags_status, "Tags: " + ", ".join(normalised), None)
+            self._set_status(self.tags_status, "Will tag " + ", ".join(normalised), None)
         else:
             self._set_status(self.tags_status, "No tags: the image gets only an ID.", None)
 
