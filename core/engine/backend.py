@@ -195,6 +195,7 @@ class DockerEngineBackend:
                 reference.familiar_name, wanted, stream=True, decode=True, platform=platform
             )
             for message in stream:
+                cancel.raise_if_cancelled()
                 error = stream_error(message)
                 if error is not None:
                     raise error_for_message(error, fallback=RegistryError)
@@ -388,6 +389,7 @@ class DockerEngineBackend:
                     decode=True,
                 )
                 for message in stream:
+                    cancel.raise_if_cancelled()
                     for event in transcript.feed(message):
                         on_event(event)
                     if transcript.error is not None:
