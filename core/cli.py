@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 import threading
@@ -25,8 +24,6 @@ from core.errors import Cancelled, InvalidArgument, LayerdeckError, NotFound
 if TYPE_CHECKING:
     from core.backend import Backend
     from core.models import ImageSummary
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -205,11 +202,16 @@ def run_cli(argv: Sequence[str], terminal: Terminal) -> int:
     except SystemExit as exc:
         # argparse exits 2 on a usage error and 0 for --help; hand that back as the status.
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=terminal.err,
-    )
+    if args.debug:
+        # Only --debug configures logging: importing it costs a quick listing a few per cent,
+        # and without a handler Python still prints warnings and errors to stderr.
+        import logging
+
+        logging.basicConfig(
+            level=logging.DEBUG,
+            format="%(levelname)s %(name)s: %(message)s",
+            stream=terminal.err,
+        )
     if args.version:
         terminal.print(f"layerdeck {_version()}")
         return EXIT_OK
@@ -233,7 +235,6 @@ def run_cli(argv: Sequence[str], terminal: Terminal) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        log.debug("unexpected failure", exc_info=True)
         terminal.error(f"Error: unexpected failure: {exc!r} (run with --debug for details)")
         return EXIT_FAILED
     finally:
@@ -295,6 +296,11 @@ def _dispatch(args: argparse.Namespace, terminal: Terminal) -> int:
     if args.verb == "build" and args.check:
         # The check reads only the Dockerfile: no back end has to answer for it.
         return check_dockerfile(args, terminal)
+    if args.verb == "images":
+        # The common case answers from the engine's socket directly; see core.cli_listing.
+        status = quick_images(args, terminal)
+        if status is not None:
+            return status
     backend = _open(args)
     try:
         return verb(backend, args, terminal)
@@ -345,10 +351,32 @@ def run_cancellable(operation: Callable[[Any], T]) -> T:
 
 def cmd_images(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> int:
     """`images`: one row per tag, as `docker images` prints them."""
+    return show_images(backend.list_images(all=args.all), args, terminal)
+
+
+def quick_images(args: argparse.Namespace, terminal: Terminal) -> int | None:
+    """`images` from an engine's socket without the SDK; None when the back end must answer."""
+    from core import cli_listing
+
+    if args.store:
+        return None
+    url = args.engine or cli_listing.engine_url_from_environment()
+    if url is None:
+        return None
+    listed = cli_listing.list_images(url, all=args.all)
+    if listed is None:
+        return None
+    return show_images(listed, args, terminal)
+
+
+def show_images(listed: list[ImageSummary], args: argparse.Namespace, terminal: Terminal) -> int:
+    """Filter, sort and print image rows as the images verb asked."""
+    from datetime import UTC, datetime
+
     from core.cli_render import NONE, write_json, write_table
     from core.units import human_since, human_size
 
-    rows = filter_images(backend.list_images(all=args.all), args.filter, args.repository)
+    rows = filter_images(listed, args.filter, args.repository)
     rows.sort(key=lambda row: (-row.created.timestamp(), row.repository or "", row.tag or ""))
     if args.quiet:
         for row in rows:
@@ -359,12 +387,22 @@ def cmd_images(backend: Backend, args: argparse.Namespace, terminal: Terminal) -
         return EXIT_OK
     headers = ["REPOSITORY", "TAG", *(["DIGEST"] if args.digests else []), "IMAGE ID"]
     headers += ["CREATED", "SIZE"]
+    now = datetime.now(UTC)
+    # Tags of one image share its age and size: word each once, not once per row.
+    ages: dict[datetime, str] = {}
+    sizes: dict[int, str] = {}
     table = []
     for row in rows:
         cells = [row.repository or NONE, row.tag or NONE]
         if args.digests:
             cells.append(row.digest or NONE)
-        cells += [row.short_id, human_since(row.created), human_size(row.size)]
+        age = ages.get(row.created)
+        if age is None:
+            age = ages[row.created] = human_since(row.created, now)
+        size = sizes.get(row.size)
+        if size is None:
+            size = sizes[row.size] = human_size(row.size)
+        cells += [row.short_id, age, size]
         table.append(cells)
     write_table(terminal.out, headers, table)
     return EXIT_OK
