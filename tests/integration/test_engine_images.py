@@ -38,6 +38,16 @@ def repository() -> str:
     return f"engine-images/r{uuid.uuid4().hex[:10]}"
 
 
+@pytest.fixture
+def fresh_containers(services: Services) -> Iterator[None]:
+    """Remove the containers a test made, so none holds an image another test removes."""
+    before = set(services.docker("ps", "-aq", "--no-trunc").stdout.split())
+    yield
+    made = set(services.docker("ps", "-aq", "--no-trunc").stdout.split()) - before
+    if made:
+        services.docker("rm", "-f", *sorted(made))
+
+
 def _image_id(services: Services, ref: str) -> str:
     return services.docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
 
@@ -105,7 +115,7 @@ def test_list_images_rows_carry_created_size_and_digest(
 
 
 def test_list_images_counts_containers_using_an_image(
-    engine: DockerEngineBackend, services: Services, repository: str
+    engine: DockerEngineBackend, services: Services, repository: str, fresh_containers: None
 ) -> None:
     services.docker("tag", services.base_image, f"{repository}:used")
     engine.create_container(ContainerSpec(f"{repository}:used", ("true",)))
@@ -207,7 +217,7 @@ def _own_image(services: Services, repository: str) -> str:
 
 
 def test_remove_image_used_by_stopped_container_is_refused(
-    engine: DockerEngineBackend, services: Services, repository: str
+    engine: DockerEngineBackend, services: Services, repository: str, fresh_containers: None
 ) -> None:
     _own_image(services, repository)
     container = engine.create_container(
@@ -221,7 +231,7 @@ def test_remove_image_used_by_stopped_container_is_refused(
 
 
 def test_forced_remove_of_image_used_by_stopped_container_untags_and_deletes(
-    engine: DockerEngineBackend, services: Services, repository: str
+    engine: DockerEngineBackend, services: Services, repository: str, fresh_containers: None
 ) -> None:
     image_id = _own_image(services, repository)
     engine.create_container(ContainerSpec(repository, ("true",)))
