@@ -1,0 +1,463 @@
+"""PullDialog: pull an image by reference, with search, per-layer progress and cancel.
+
+The reference is checked as the user types (docker's grammar, core.reference) and the
+Pull button only works for a valid one. Search runs in the TaskRunner against Docker Hub
+or, for `HOST/term`, that registry's catalog; picking a result fills the reference. While
+pulling, each layer gets a row with its status and a progress bar, and an overall bar sums
+the bytes of the layers whose size is known. Errors stay inside the dialog.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableView,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.backend import Backend
+from core.errors import Cancelled, InvalidReference, LayerdeckError
+from core.models import CancelToken, Event, EventSink, LayerProgress, Notice, SearchResult
+from core.reference import parse_reference
+from core.units import human_size
+from gui.dialogs.banner import MessageBanner, tone_colour
+from gui.workers import TaskHandle, TaskRunner
+
+log = logging.getLogger(__name__)
+
+# Statuses after which a layer's download is whole, whatever the last byte count said.
+DOWNLOADED_STATUSES = frozenset(
+    {"Download complete", "Verifying Checksum", "Extracting", "Pull complete", "Already exists"}
+)
+FINISHED_STATUSES = frozenset({"Pull complete", "Already exists"})
+
+SEARCH_COLUMNS = ("Name", "Description", "Stars", "Official", "Automated")
+
+
+@dataclass
+class LayerState:
+    """What is known about one layer of the pull: its status and its download bytes."""
+
+    status: str = ""
+    downloaded: int = 0
+    size: int = 0
+    current: int = 0
+    total: int = 0
+
+    @property
+    def finished(self) -> bool:
+        """True once the layer is on disk."""
+        return self.status in FINISHED_STATUSES
+
+
+def overall_progress(layers: dict[str, LayerState]) -> tuple[int, int]:
+    """(downloaded, size) summed over the layers whose size is known."""
+    known = [layer for layer in layers.values() if layer.size > 0]
+    return sum(layer.downloaded for layer in known), sum(layer.size for layer in known)
+
+
+def update_layer(state: LayerState, event: LayerProgress) -> None:
+    """Fold one progress event into a layer's state."""
+    state.status = event.status
+    state.current, state.total = event.current, event.total
+    if event.status == "Downloading" and event.total > 0:
+        state.size = event.total
+        state.downloaded = min(event.current, event.total)
+    if event.status in DOWNLOADED_STATUSES and state.size > 0:
+        state.downloaded = state.size
+
+
+class PullDialog(QDialog):
+    """Reference with live validation, search, per-layer and overall progress, cancel."""
+
+    imagesChanged = Signal()
+    pullFinished = Signal(object)  # the image ID, or the LayerdeckError that stopped it
+    searchFinished = Signal()
+
+    def __init__(
+        self,
+        runner: TaskRunner,
+        backend: Backend,
+        parent: QWidget | None = None,
+        initial_reference: str = "",
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Pull image")
+        self.runner = runner
+        self.backend = backend
+        self._pull: TaskHandle | None = None
+        self._search: TaskHandle | None = None
+        self.layers: dict[str, LayerState] = {}
+        self._layer_items: dict[str, QTreeWidgetItem] = {}
+        self.result_image_id: str | None = None
+
+        self.reference_field = QLineEdit(self)
+        self.reference_field.setPlaceholderText("busybox, ubuntu:24.04, registry:5000/team/app:1")
+        self.reference_field.textChanged.connect(self._validate)
+        self.reference_field.returnPressed.connect(self.start_pull)
+        self.pull_button = QPushButton("Pull", self)
+        self.pull_button.setDefault(True)
+        self.pull_button.clicked.connect(self.start_pull)
+        self.reference_status = QLabel(self)
+        self.reference_status.setTextFormat(Qt.TextFormat.PlainText)
+        self.reference_status.setWordWrap(True)
+        reference_row = QHBoxLayout()
+        reference_row.addWidget(QLabel("Image:", self))
+        reference_row.addWidget(self.reference_field, 1)
+        reference_row.addWidget(self.pull_button)
+
+        self._build_search_box()
+        self._build_progress_box()
+        self.banner = MessageBanner(self)
+
+        self.cancel_button = QPushButton("Cancel pull", self)
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_pull)
+        self.close_button = QPushButton("Close", self)
+        self.close_button.setAutoDefault(False)
+        self.close_button.clicked.connect(self.close)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.close_button)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(reference_row)
+        layout.addWidget(self.reference_status)
+        layout.addWidget(self.search_box, 3)
+        layout.addWidget(self.progress_box, 2)
+        layout.addWidget(self.banner)
+        layout.addLayout(buttons)
+        self.resize(820, 640)
+
+        self.reference_field.setText(initial_reference)
+        self._validate()
+
+    def _build_search_box(self) -> None:
+        self.search_box = QGroupBox("Search", self)
+        self.search_field = QLineEdit(self)
+        self.search_field.setPlaceholderText("Search Docker Hub, or HOST:PORT/term for a registry")
+        self.search_field.returnPressed.connect(self.start_search)
+        self.search_button = QPushButton("Search", self)
+        self.search_button.setAutoDefault(False)
+        self.search_button.clicked.connect(self.start_search)
+        self.search_status = QLabel(self)
+        self.search_status.setTextFormat(Qt.TextFormat.PlainText)
+        self.search_status.setWordWrap(True)
+        self.search_status.setVisible(False)
+
+        self.search_model = QStandardItemModel(0, len(SEARCH_COLUMNS), self)
+        self.search_model.setHorizontalHeaderLabels(list(SEARCH_COLUMNS))
+        proxy = QSortFilterProxyModel(self)
+        proxy.setSourceModel(self.search_model)
+        proxy.setSortRole(Qt.ItemDataRole.UserRole)
+        self.search_view = QTableView(self)
+        self.search_view.setModel(proxy)
+        self.search_view.setSortingEnabled(True)
+        self.search_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.search_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.search_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.search_view.verticalHeader().setVisible(False)
+        self.search_view.setAlternatingRowColors(True)
+        header = self.search_view.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for column in (2, 3, 4):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.search_view.clicked.connect(self._use_search_result)
+        self.search_view.doubleClicked.connect(self._pull_search_result)
+
+        row = QHBoxLayout()
+        row.addWidget(self.search_field, 1)
+        row.addWidget(self.search_button)
+        layout = QVBoxLayout(self.search_box)
+        layout.addLayout(row)
+        layout.addWidget(self.search_status)
+        layout.addWidget(self.search_view, 1)
+
+    def _build_progress_box(self) -> None:
+        self.progress_box = QGroupBox("Progress", self)
+        self.layer_tree = QTreeWidget(self)
+        self.layer_tree.setHeaderLabels(["Layer", "Status", "Progress"])
+        self.layer_tree.setRootIsDecorated(False)
+        self.layer_tree.setUniformRowHeights(True)
+        header = self.layer_tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.overall_bar = QProgressBar(self)
+        self.overall_bar.setRange(0, 1000)
+        self.overall_bar.setValue(0)
+        self.overall_bar.setFormat("Waiting to start")
+        self.overall_bar.setTextVisible(True)
+        self.progress_label = QLabel(self)
+        self.progress_label.setTextFormat(Qt.TextFormat.PlainText)
+        layout = QVBoxLayout(self.progress_box)
+        layout.addWidget(self.layer_tree, 1)
+        layout.addWidget(self.overall_bar)
+        layout.addWidget(self.progress_label)
+
+    # Reference
+
+    def _validate(self) -> None:
+        text = self.reference_field.text()
+        if not text:
+            self._set_reference_status("Type an image reference, or pick a search result.", None)
+            valid = False
+        else:
+            try:
+                reference = parse_reference(text)
+            except InvalidReference as exc:
+                self._set_reference_status(str(exc), "error")
+                valid = False
+            else:
+                self._set_reference_status(f"Will pull {reference}", None)
+                valid = True
+        self.pull_button.setEnabled(valid and self._pull is None)
+
+    def _set_reference_status(self, text: str, tone: str | None) -> None:
+        self.reference_status.setText(text)
+        if tone == "error":
+            colour = tone_colour(self, "error")
+        else:
+            colour = self.palette().color(self.palette().ColorRole.PlaceholderText)
+        self.reference_status.setStyleSheet(f"color: {colour.name()};")
+
+    @property
+    def reference_error(self) -> str | None:
+        """Why the typed reference is refused, or None when it is valid."""
+        try:
+            parse_reference(self.reference_field.text())
+        except InvalidReference as exc:
+            return str(exc)
+        return None
+
+    # Search
+
+    def start_search(self) -> None:
+        """Search for the search field's term in the TaskRunner."""
+        term = self.search_field.text().strip()
+        if not term or self._search is not None:
+            return
+        self.search_button.setEnabled(False)
+        self._show_search_status(f"Searching for {term}…", None)
+        backend = self.backend
+        self._search = self.runner.call(
+            "search",
+            lambda: backend.search(term),
+            on_result=self._on_search_results,
+            on_error=self._on_search_error,
+        )
+
+    def _on_search_results(self, results: object) -> None:
+        self._search = None
+        self.search_button.setEnabled(True)
+        found: list[SearchResult] = list(results)  # type: ignore[call-overload]
+        self.search_model.removeRows(0, self.search_model.rowCount())
+        for result in found:
+            self.search_model.appendRow(_search_row(result))
+        if found:
+            self.search_status.setVisible(False)
+        else:
+            self._show_search_status("Nothing found.", None)
+        self.searchFinished.emit()
+
+    def _on_search_error(self, error: LayerdeckError) -> None:
+        self._search = None
+        self.search_button.setEnabled(True)
+        self.search_model.removeRows(0, self.search_model.rowCount())
+        self._show_search_status(f"Search failed: {error}", "error")
+        self.searchFinished.emit()
+
+    def _show_search_status(self, text: str, tone: str | None) -> None:
+        self.search_status.setText(text)
+        colour = (
+            tone_colour(self, "error")
+            if tone == "error"
+            else self.palette().color(self.palette().ColorRole.PlaceholderText)
+        )
+        self.search_status.setStyleSheet(f"color: {colour.name()};")
+        self.search_status.setVisible(True)
+
+    def search_result_names(self) -> list[str]:
+        """The names in the results table, in its current order."""
+        model = self.search_view.model()
+        return [str(model.index(row, 0).data()) for row in range(model.rowCount())]
+
+    def _use_search_result(self, index: QModelIndex) -> None:
+        name = self.search_view.model().index(index.row(), 0).data()
+        if name:
+            self.reference_field.setText(str(name))
+
+    def _pull_search_result(self, index: QModelIndex) -> None:
+        self._use_search_result(index)
+        self.start_pull()
+
+    # Pull
+
+    @property
+    def running(self) -> bool:
+        """True while a pull runs."""
+        return self._pull is not None
+
+    def start_pull(self) -> None:
+        """Pull the typed reference in the TaskRunner."""
+        if self._pull is not None or self.reference_error is not None:
+            return
+        reference = self.reference_field.text()
+        self.layers.clear()
+        self._layer_items.clear()
+        self.layer_tree.clear()
+        self.banner.clear_message()
+        self.result_image_id = None
+        self.overall_bar.setRange(0, 0)
+        self.overall_bar.setFormat("Starting…")
+        self.progress_label.setText(f"Pulling {reference}…")
+        backend = self.backend
+
+        def work(on_event: EventSink, cancel: CancelToken) -> str:
+            return backend.pull(reference, on_event, cancel)
+
+        self._pull = self.runner.submit(
+            "pull",
+            work,
+            on_result=self._on_pulled,
+            on_error=self._on_failed,
+            on_event=self._on_event,
+        )
+        self.cancel_button.setEnabled(True)
+        self.reference_field.setEnabled(False)
+        self._validate()
+
+    def cancel_pull(self) -> None:
+        """Ask the running pull to stop."""
+        if self._pull is None:
+            return
+        self._pull.cancel()
+        self.cancel_button.setEnabled(False)
+        self.progress_label.setText("Cancelling…")
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, LayerProgress):
+            state = self.layers.setdefault(event.layer, LayerState())
+            update_layer(state, event)
+            self._show_layer(event.layer, state)
+            self._show_overall()
+        elif isinstance(event, Notice):
+            self.progress_label.setText(event.text)
+
+    def _show_layer(self, layer: str, state: LayerState) -> None:
+        item = self._layer_items.get(layer)
+        if item is None:
+            item = QTreeWidgetItem([layer, "", ""])
+            self.layer_tree.addTopLevelItem(item)
+            bar = QProgressBar(self.layer_tree)
+            bar.setTextVisible(True)
+            bar.setMaximumHeight(18)
+            self.layer_tree.setItemWidget(item, 2, bar)
+            self._layer_items[layer] = item
+        item.setText(1, state.status)
+        bar = self.layer_tree.itemWidget(item, 2)
+        assert isinstance(bar, QProgressBar)
+        if state.finished:
+            bar.setRange(0, 1)
+            bar.setValue(1)
+            bar.setFormat(human_size(state.size) if state.size else "Done")
+        elif state.total > 0:
+            bar.setRange(0, 1000)
+            bar.setValue(int(1000 * min(state.current, state.total) / state.total))
+            bar.setFormat(f"{human_size(state.current)} / {human_size(state.total)}")
+        elif state.status in DOWNLOADED_STATUSES and state.size > 0:
+            bar.setRange(0, 1)
+            bar.setValue(1)
+            bar.setFormat(human_size(state.size))
+        else:
+            bar.setRange(0, 1)
+            bar.setValue(0)
+            bar.setFormat(state.status or "Waiting")
+
+    def _show_overall(self) -> None:
+        done, size = overall_progress(self.layers)
+        finished = sum(1 for layer in self.layers.values() if layer.finished)
+        counts = f"{finished} of {len(self.layers)} layers"
+        if size <= 0:
+            self.overall_bar.setRange(0, 0)
+            self.overall_bar.setFormat(counts)
+            return
+        self.overall_bar.setRange(0, 1000)
+        self.overall_bar.setValue(int(1000 * done / size))
+        self.overall_bar.setFormat(f"{human_size(done)} of {human_size(size)} · {counts}")
+
+    def _end_pull(self) -> None:
+        self._pull = None
+        self.cancel_button.setEnabled(False)
+        self.reference_field.setEnabled(True)
+        self._validate()
+
+    def _on_pulled(self, image_id: object) -> None:
+        self._end_pull()
+        self.result_image_id = str(image_id)
+        self.overall_bar.setRange(0, 1)
+        self.overall_bar.setValue(1)
+        done, size = overall_progress(self.layers)
+        self.overall_bar.setFormat(f"Done · {human_size(size)}" if size else "Done")
+        self.banner.show_success(
+            f"Pulled {self.reference_field.text()}\nImage ID: {self.result_image_id}"
+        )
+        self.progress_label.setText("")
+        self.imagesChanged.emit()
+        self.pullFinished.emit(self.result_image_id)
+
+    def _on_failed(self, error: LayerdeckError) -> None:
+        self._end_pull()
+        self.overall_bar.setRange(0, 1)
+        self.overall_bar.setValue(0)
+        if isinstance(error, Cancelled):
+            self.overall_bar.setFormat("Cancelled")
+            self.banner.show_message("warning", "Cancelled. Nothing was pulled.")
+        else:
+            self.overall_bar.setFormat("Failed")
+            self.banner.show_error(str(error))
+        self.progress_label.setText("")
+        self.pullFinished.emit(error)
+
+    def closeEvent(self, event: object) -> None:  # noqa: N802 - Qt's name
+        """Closing the dialog cancels a running pull."""
+        self.cancel_pull()
+        super().closeEvent(event)  # type: ignore[arg-type]
+
+
+def _search_row(result: SearchResult) -> list[QStandardItem]:
+    """One results-table row; the sort role holds the raw value so stars sort as numbers."""
+    cells: list[tuple[str, object]] = [
+        (result.name, result.name.lower()),
+        (result.description, result.description.lower()),
+        (str(result.stars), result.stars),
+        ("\u2713" if result.official else "", int(result.official)),
+        ("\u2713" if result.automated else "", int(result.automated)),
+    ]
+    row = []
+    for column, (text, key) in enumerate(cells):
+        item = QStandardItem(text)
+        item.setData(key, Qt.ItemDataRole.UserRole)
+        item.setToolTip(text if column == 1 else "")
+        if column >= 2:
+            item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+        row.append(item)
+    return row
