@@ -33,11 +33,11 @@ from core.store.layout import (
     ANNOTATION_REF_NAME,
     DIGEST_RE,
     INDEX_MEDIA_TYPES,
-    MEDIA_TYPE_DOCKER_CONFIG,
-    MEDIA_TYPE_DOCKER_LAYER,
-    MEDIA_TYPE_DOCKER_LAYER_GZIP,
-    MEDIA_TYPE_DOCKER_MANIFEST,
+    MEDIA_TYPE_OCI_CONFIG,
+    MEDIA_TYPE_OCI_LAYER,
+    MEDIA_TYPE_OCI_LAYER_GZIP,
     MEDIA_TYPE_OCI_LAYER_ZSTD,
+    MEDIA_TYPE_OCI_MANIFEST,
     Descriptor,
     Layout,
 )
@@ -229,7 +229,7 @@ def _classic_images(archive: _Archive) -> list[_ImageEntry]:
         config_digest = config_member.digest
         expected = _digest_named_by(str(item["Config"]))
         if expected is not None and expected != config_digest:
-            raise StoreCorrupt(
+            raise InvalidArgument(
                 f"the archive's config {item['Config']} hashes to {config_digest}; the file "
                 "is damaged"
             )
@@ -259,9 +259,9 @@ def _oci_images(archive: _Archive) -> list[_ImageEntry]:
             for layer in document.get("layers") or []
         )
         ref_name = annotations.get(ANNOTATION_REF_NAME)
-        if tag is None and ref_name and ":" not in ref_name and "/" not in ref_name:
-            tag = None  # a bare tag with no repository cannot be placed anywhere
-        elif tag is None and ref_name:
+        # A bare ref.name ("latest", as docker writes beside io.containerd.image.name) names
+        # no repository; a full one (as skopeo writes) is the tag itself.
+        if tag is None and ref_name and ("/" in ref_name or ":" in ref_name):
             tag = ref_name
         images.append(_ImageEntry(config_digest, config, layers, (tag,) if tag else ()))
     return images
@@ -273,7 +273,7 @@ def _blob_name(archive: _Archive, digest: str) -> str:
     name = "blobs/sha256/" + digest.removeprefix("sha256:")
     member = archive.member(name)
     if member.digest != digest:
-        raise StoreCorrupt(f"the archive's blob {name} hashes to {member.digest}; it is damaged")
+        raise InvalidArgument(f"the archive's blob {name} hashes to {member.digest}; it is damaged")
     return name
 
 
@@ -289,22 +289,22 @@ def _store_image(layout: Layout, archive: _Archive, image: _ImageEntry) -> Descr
     rootfs = image.config.get("rootfs") or {}
     diff_ids = [str(d) for d in rootfs.get("diff_ids") or []]
     if len(diff_ids) != len(image.layers):
-        raise StoreCorrupt(
+        raise InvalidArgument(
             f"image {image.config_digest[:19]} lists {len(diff_ids)} diff IDs but the archive "
             f"has {len(image.layers)} layers"
         )
     layer_descriptors = []
     for member, diff_id in zip(image.layers, diff_ids, strict=True):
-        media_type = MEDIA_TYPE_DOCKER_LAYER
+        media_type = MEDIA_TYPE_OCI_LAYER
         if member.head.startswith(_GZIP_MAGIC):
-            media_type = MEDIA_TYPE_DOCKER_LAYER_GZIP
+            media_type = MEDIA_TYPE_OCI_LAYER_GZIP
         elif member.head.startswith(_ZSTD_MAGIC):
             media_type = MEDIA_TYPE_OCI_LAYER_ZSTD
-        actual = member.digest if media_type == MEDIA_TYPE_DOCKER_LAYER else None
+        actual = member.digest if media_type == MEDIA_TYPE_OCI_LAYER else None
         if actual is None:
             actual = _uncompressed_digest(layout, member.digest, media_type)
         if actual != diff_id:
-            raise StoreCorrupt(
+            raise InvalidArgument(
                 f"a layer of image {image.config_digest[:19]} does not match its diff ID "
                 f"{diff_id}; the archive is damaged"
             )
@@ -312,17 +312,19 @@ def _store_image(layout: Layout, archive: _Archive, image: _ImageEntry) -> Descr
             {"mediaType": media_type, "size": member.size, "digest": member.digest}
         )
     config_member = next(m for m in archive.members.values() if m.digest == image.config_digest)
+    # OCI media types, as docker 25+ writes them too: tools reading an OCI layout (skopeo's
+    # oci: transport among them) skip index entries of Docker's manifest type.
     manifest = {
         "schemaVersion": 2,
-        "mediaType": MEDIA_TYPE_DOCKER_MANIFEST,
+        "mediaType": MEDIA_TYPE_OCI_MANIFEST,
         "config": {
-            "mediaType": MEDIA_TYPE_DOCKER_CONFIG,
+            "mediaType": MEDIA_TYPE_OCI_CONFIG,
             "size": config_member.size,
             "digest": image.config_digest,
         },
         "layers": layer_descriptors,
     }
-    return layout.put_json(manifest, MEDIA_TYPE_DOCKER_MANIFEST)
+    return layout.put_json(manifest, MEDIA_TYPE_OCI_MANIFEST)
 
 
 def _uncompressed_digest(layout: Layout, digest: str, media_type: str) -> str:
