@@ -519,14 +519,23 @@ def _history_id(image_id: str | None, no_trunc: bool) -> str:
 def cmd_pull(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> int:
     """`pull`: download an image with docker's progress lines."""
     from core.cli_render import EventPrinter, write_json
+    from core.models import Event, Notice
     from core.reference import parse_reference
 
     reference = parse_reference(args.ref)
     printer = EventPrinter(terminal.out, terminal.err, as_json=args.format == "json")
-    if not printer.as_json:
-        tag = reference.tag if reference.digest is None else reference.digest
-        terminal.print(f"{tag}: Pulling from {reference.familiar_name}")
-    image_id = pull_with_progress(backend, args.ref, printer, args.platform)
+    wanted = reference.tag if reference.digest is None else reference.digest
+    header = [f"{wanted}: Pulling from {reference.familiar_name}"]
+
+    def on_event(event: Event) -> None:
+        # dockerd says "TAG: Pulling from NAME" itself; say it only for a back end that does not.
+        if header and not printer.as_json:
+            if not (isinstance(event, Notice) and ": Pulling from " in event.text):
+                printer.line(header[0])
+            header.clear()
+        printer(event)
+
+    image_id = pull_with_progress(backend, args.ref, on_event, args.platform)
     if printer.as_json:
         write_json(terminal.out, {"id": image_id, "reference": str(reference)}, indent=None)
     else:
