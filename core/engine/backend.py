@@ -21,6 +21,7 @@ from typing import IO, Any, Literal
 import docker
 import docker.errors
 import docker.utils
+import requests
 
 from core.engine.events import (
     BuildTranscript,
@@ -397,10 +398,10 @@ class DockerEngineBackend:
                 for event in transcript.finish():
                     on_event(event)
         except Cancelled:
-            self._discard_images(transcript.created_images)
+            self._discard_build(transcript)
             raise
         if transcript.error is not None:
-            self._discard_images(transcript.created_images)
+            self._discard_build(transcript)
             raise _build_failure(transcript, parse(text).instructions)
         image_id = transcript.image_id
         if image_id is None:
@@ -411,13 +412,21 @@ class DockerEngineBackend:
             on_event(Notice(f"Successfully tagged {extra.familiar}"))
         return image_id
 
-    def _discard_images(self, image_ids: list[str]) -> None:
-        """Remove what a failed build committed, newest first, so it leaves no half image."""
+    def _discard_build(self, transcript: BuildTranscript) -> None:
+        """Take away what a failed or cancelled build committed, so it leaves no half image."""
         api = self._quick()
-        for image_id in reversed(image_ids):
+        if transcript.container is not None:
+            # A cancelled step's container still holds its parent image until it is gone;
+            # dockerd removes it too, so whichever of us is second gets an error to ignore.
+            try:
+                api.remove_container(transcript.container, force=True)
+                api.wait(transcript.container, timeout=10, condition="removed")
+            except (docker.errors.DockerException, OSError, requests.RequestException) as exc:
+                log.debug("intermediate container %s: %s", transcript.container, exc)
+        for image_id in reversed(transcript.created_images):
             try:
                 api.remove_image(image_id, noprune=True)
-            except (docker.errors.DockerException, OSError) as exc:
+            except (docker.errors.DockerException, OSError, requests.RequestException) as exc:
                 log.debug("could not remove intermediate image %s: %s", image_id, exc)
 
     # Archives

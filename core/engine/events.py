@@ -87,6 +87,8 @@ class BuildTranscript:
     # Images this build committed (not cache hits, not the FROM image), oldest first, so a
     # failed build can take them away again.
     created_images: list[str] = field(default_factory=list)
+    # The intermediate container of the step running now, if it runs one.
+    container: str | None = None
     _lines: LineSplitter = field(default_factory=LineSplitter)
     _step_ran: bool = False
 
@@ -120,6 +122,7 @@ class BuildTranscript:
             self._step_ran = False
             return self.step
         if line.startswith(" ---> Running in "):
+            self.container = line.removeprefix(" ---> Running in ").strip()
             self._step_ran = True
         image = _IMAGE_RE.match(line)
         if image and self._step_ran:
