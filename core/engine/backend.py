@@ -31,7 +31,7 @@ from core.engine.events import (
     progress_event,
     stream_error,
 )
-from core.engine.faults import engine_call, error_for_message
+from core.engine.faults import engine_call, error_for_message, translate_faults
 from core.engine.streams import ResponseTracker
 from core.errors import (
     BackendUnavailable,
@@ -79,12 +79,13 @@ class DockerEngineBackend:
 
     def __init__(self, url: str | None = None, timeout: float = 2.0) -> None:
         self._timeout = timeout
+        self._client_options: dict[str, Any] = {"base_url": url}
         if url is None:
-            # DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, read as the docker CLI does.
-            self._client_options: dict[str, Any] = docker.utils.kwargs_from_env()
+            # DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, read as the docker CLI does;
+            # missing TLS files are reported here, as an InvalidArgument.
+            with translate_faults("DOCKER_HOST"):
+                self._client_options = docker.utils.kwargs_from_env()
             self._client_options.setdefault("base_url", DEFAULT_URL)
-        else:
-            self._client_options = {"base_url": url}
         self._location = str(self._client_options["base_url"])
         self._lock = threading.Lock()
         self._quick_client: docker.APIClient | None = None

@@ -56,6 +56,7 @@ class ResponseTracker:
         self, cancel: CancelToken, on_cancel: Callable[[], None] | None = None
     ) -> Iterator[None]:
         """While the block runs, a cancel closes its streams (and calls on_cancel first)."""
+        cancel.raise_if_cancelled()
         operation = _Operation(on_cancel)
         finished = threading.Event()
         self._local.operation = operation

@@ -73,6 +73,15 @@ def test_build_tags_every_tag_and_reports_its_steps(
     assert _run(services, f"{repository}:a") == "hello world"
 
 
+def test_built_image_is_listed_with_its_parent(
+    engine: DockerEngineBackend, services: Services, repository: str, tmp_path: Path
+) -> None:
+    context = _context(tmp_path, f"FROM {services.base_image}\nLABEL child={repository}\n")
+    engine.build(BuildOptions(context, tags=(repository,)), lambda e: None, CancelToken())
+    row = next(r for r in engine.list_images() if r.repository == repository)
+    assert row.parent_id == engine.inspect_image(services.base_image)["Id"]
+
+
 def test_build_stops_at_the_target_stage(
     engine: DockerEngineBackend, services: Services, repository: str, tmp_path: Path
 ) -> None:

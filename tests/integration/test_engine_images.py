@@ -17,12 +17,13 @@ from harness import Services, free_port
 from core.engine.backend import DockerEngineBackend
 from core.errors import (
     BackendUnavailable,
+    Cancelled,
     Conflict,
     InvalidArgument,
     InvalidReference,
     NotFound,
 )
-from core.models import CancelToken, ContainerSpec, Event, RemovalEntry
+from core.models import CancelToken, ContainerSpec, Event, LayerProgress, RemovalEntry
 
 
 @pytest.fixture
@@ -63,6 +64,25 @@ def test_ping_describes_the_engine(engine: DockerEngineBackend, services: Servic
     assert (
         info.version == services.docker("version", "--format", "{{.Server.Version}}").stdout.strip()
     )
+
+
+def test_without_a_url_the_engine_comes_from_docker_host(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", services.engine_url)
+    monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
+    monkeypatch.delenv("DOCKER_CERT_PATH", raising=False)
+    assert DockerEngineBackend().ping().location == services.engine_url
+
+
+def test_missing_tls_files_are_an_invalid_argument(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path / "no-certs"))
+    with pytest.raises(InvalidArgument):
+        DockerEngineBackend()
 
 
 def test_missing_socket_is_unavailable_within_two_seconds(tmp_path: Path) -> None:
@@ -306,6 +326,38 @@ def test_save_then_load_keeps_the_image_id(
     loaded = engine.load(archive, events.append, CancelToken())
     assert loaded == [f"{repository}:latest"]
     assert _image_id(services, repository) == image_id
+
+
+def test_save_of_two_images_loads_both(
+    engine: DockerEngineBackend, services: Services, repository: str
+) -> None:
+    _own_image(services, repository)
+    services.docker("tag", repository, f"{repository}:second")
+    archive = io.BytesIO()
+    engine.save([repository, f"{repository}:second"], archive, lambda e: None, CancelToken())
+    services.docker("rmi", repository, f"{repository}:second")
+    archive.seek(0)
+    loaded = engine.load(archive, lambda e: None, CancelToken())
+    assert sorted(loaded) == [f"{repository}:latest", f"{repository}:second"]
+
+
+def test_cancel_during_load_loads_nothing(
+    engine: DockerEngineBackend, services: Services, repository: str
+) -> None:
+    _own_image(services, repository)
+    archive = io.BytesIO()
+    engine.save([repository], archive, lambda e: None, CancelToken())
+    services.docker("rmi", repository)
+    archive.seek(0)
+    cancel = CancelToken()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, LayerProgress) and event.status == "Sending":
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        engine.load(archive, on_event, cancel)
+    assert not _exists(services, repository)
 
 
 def test_save_of_a_missing_image_is_not_found(engine: DockerEngineBackend) -> None:
