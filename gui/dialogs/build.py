@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import (
+    QCloseEvent,
     QColor,
     QFontDatabase,
     QPalette,
@@ -95,6 +96,8 @@ class BuildDialog(QDialog):
         self._started_clock = 0.0
         self._last_step: int | None = None
         self.result_image_id: str | None = None
+        self._saving: BuildRecord | None = None
+        self._close_when_done = False
 
         self._build_settings_panel()
         self._build_output_panel()
@@ -464,12 +467,17 @@ class BuildDialog(QDialog):
             if not message.startswith("Step") and step is not None:
                 message = f"Step {step} failed: {message}"
             self.banner.show_error(f"{message}. Nothing was tagged.")
-        else:
-            self.banner.show_error(f"The build failed: {error}")
+            self._finish("failed", error=str(error), failed_step=step)
+            return
+        self.banner.show_error(f"The build failed: {error}")
         self._finish("failed", error=str(error))
 
     def _finish(
-        self, result: BuildResult, image_id: str | None = None, error: str | None = None
+        self,
+        result: BuildResult,
+        image_id: str | None = None,
+        error: str | None = None,
+        failed_step: int | None = None,
     ) -> None:
         self._handle = None
         self.cancel_button.setEnabled(False)
@@ -480,20 +488,34 @@ class BuildDialog(QDialog):
         self.log_view.flush()
         assert self._options is not None
         record = BuildRecord.from_options(
-            self._options, self._started, duration, result, image_id=image_id, error=error
+            self._options,
+            self._started,
+            duration,
+            result,
+            image_id=image_id,
+            error=error,
+            failed_step=failed_step,
         )
         entries = self.log_view.entries()
         history = self.history
+        self._saving = record
         self.runner.call(
             "keep build log",
             lambda: history.add(record, entries),
-            on_result=lambda _none: self.buildFinished.emit(record),
+            on_result=self._on_history_saved,
             on_error=self._on_history_error,
         )
+
+    def _on_history_saved(self, _nothing: object) -> None:
+        record, self._saving = self._saving, None
+        self.buildFinished.emit(record)
+        if self._close_when_done:
+            self.close()
 
     def _on_history_error(self, error: LayerdeckError) -> None:
         log.warning("could not keep the build in the history: %s", error)
         self.log_view.append_event(LogError(f"The build log could not be kept: {error}"))
+        self._on_history_saved(None)
 
     # Dockerfile problems
 
@@ -538,10 +560,15 @@ class BuildDialog(QDialog):
             return None
         return int(selections[0].cursor.blockNumber()) + 1  # type: ignore[attr-defined]
 
-    def closeEvent(self, event: object) -> None:  # noqa: N802 - Qt's name
-        """Closing the dialog stops a running build (it is still kept in the history)."""
-        self.cancel_build()
-        super().closeEvent(event)  # type: ignore[arg-type]
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        """Closing stops a running build first, so it is still kept in the history."""
+        if self._handle is not None or self._saving is not None:
+            self._close_when_done = True
+            self.cancel_build()
+            self.status_label.setText("Stopping the build before closing…")
+            event.ignore()
+            return
+        super().closeEvent(event)
 
 
 def _row(*widgets: QWidget) -> QWidget:

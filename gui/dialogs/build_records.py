@@ -60,6 +60,7 @@ class BuildRecord:
     network: Literal["none", "host"] = "none"
     image_id: str | None = None
     error: str | None = None
+    failed_step: int | None = None
 
     def options(self) -> BuildOptions:
         """The build's settings, to run it again."""
@@ -83,6 +84,7 @@ class BuildRecord:
         result: BuildResult,
         image_id: str | None = None,
         error: str | None = None,
+        failed_step: int | None = None,
     ) -> BuildRecord:
         """A record of a build that ran with options."""
         return cls(
@@ -100,6 +102,7 @@ class BuildRecord:
             network=options.network,
             image_id=image_id,
             error=error,
+            failed_step=failed_step,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -130,7 +133,12 @@ class BuildRecord:
             network="host" if document.get("network") == "host" else "none",
             image_id=document.get("image_id"),
             error=document.get("error"),
+            failed_step=_optional_int(document.get("failed_step")),
         )
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
 
 
 def entry_to_json(entry: LogEntry) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
-from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -106,6 +106,7 @@ class PullDialog(QDialog):
         self.layers: dict[str, LayerState] = {}
         self._layer_items: dict[str, QTreeWidgetItem] = {}
         self.result_image_id: str | None = None
+        self._close_when_done = False
 
         self.reference_field = QLineEdit(self)
         self.reference_field.setPlaceholderText("busybox, ubuntu:24.04, registry:5000/team/app:1")
@@ -409,6 +410,9 @@ class PullDialog(QDialog):
         self.cancel_button.setEnabled(False)
         self.reference_field.setEnabled(True)
         self._validate()
+        if self._close_when_done:
+            # Closing waited for the pull to stop; finish closing once this event is done.
+            QTimer.singleShot(0, self.close)
 
     def _on_pulled(self, image_id: object) -> None:
         self._end_pull()
@@ -437,10 +441,14 @@ class PullDialog(QDialog):
         self.progress_label.setText("")
         self.pullFinished.emit(error)
 
-    def closeEvent(self, event: object) -> None:  # noqa: N802 - Qt's name
-        """Closing the dialog cancels a running pull."""
-        self.cancel_pull()
-        super().closeEvent(event)  # type: ignore[arg-type]
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        """Closing cancels a running pull and closes once it has stopped."""
+        if self._pull is not None and not self._close_when_done:
+            self._close_when_done = True
+            self.cancel_pull()
+            event.ignore()
+            return
+        super().closeEvent(event)
 
 
 def _search_row(result: SearchResult) -> list[QStandardItem]:
