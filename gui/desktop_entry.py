@@ -117,13 +117,11 @@ def uninstall_desktop_entry(prefix: Path | None = None) -> list[Path]:
     return removed
 
 
-def desktop_entry_text(template: str, launcher: Path) -> str:
-    """The template .desktop text with Exec and TryExec set to launcher and Icon to the app."""
-    values = {
-        "Exec": _exec_argument(str(launcher)),
-        "TryExec": _escape_string(str(launcher)),
-        "Icon": APP_ID,
-    }
+def desktop_entry_text(template: str, launcher: Path, try_exec: bool = True) -> str:
+    """The template .desktop text with Exec (and TryExec) set to launcher, Icon to the app."""
+    values = {"Exec": _exec_argument(str(launcher)), "Icon": APP_ID}
+    if try_exec:
+        values["TryExec"] = _escape_string(str(launcher))
     lines = template.splitlines()
     group_start = next(
         (i for i, line in enumerate(lines) if line.strip() == "[Desktop Entry]"), None
