@@ -546,7 +546,7 @@ class MainWindow(QMainWindow):
         name = self._source.label if self._source else "the image source"
         self.banner.show_message(
             f"{name} is unavailable: {reason}\n"
-            "Start it and press F5, or choose another source in the toolbar.",
+            "Press F5 to try again, or choose another source in the toolbar.",
             retry=True,
         )
 
@@ -560,8 +560,13 @@ class MainWindow(QMainWindow):
         elif state == STATE_CONNECTING:
             self.source_label.setText(f"Connecting to {name}…")
         else:
-            self.source_label.setText(f"✕ Unavailable: {reason}")
-        self.source_label.setToolTip(self._source.location if self._source else "")
+            # The whole reason is in the banner and the tooltip; the status bar stays short.
+            short = self.source_label.fontMetrics().elidedText(
+                f"✕ Unavailable: {reason}", Qt.TextElideMode.ElideRight, 460
+            )
+            self.source_label.setText(short)
+        location = self._source.location if self._source else ""
+        self.source_label.setToolTip(f"{location}\n{reason}" if reason else location)
         self._update_empty_text()
         self._update_actions()
         if changed:
@@ -583,8 +588,8 @@ class MainWindow(QMainWindow):
         name = self._source.label if self._source else "an image source"
         if self._state == STATE_UNAVAILABLE:
             text = (
-                f"Cannot reach {name}:\n{self._reason}\n\n"
-                "Start it and press F5, or choose another source in the toolbar."
+                f"Cannot reach {name}.\n\n"
+                "Press F5 to try again, or choose another source in the toolbar."
             )
         elif self._state == STATE_CONNECTING and self.model.rowCount() == 0:
             text = CONNECTING_HINT.format(source=name)
@@ -750,7 +755,8 @@ class MainWindow(QMainWindow):
 
     def open_about(self) -> None:
         """Help > About."""
-        self._open_dialog("about", "AboutDialog", needs_backend=False)
+        source = self._source.label if self._source else None
+        self._open_dialog("about", "AboutDialog", needs_backend=False, source=source)
 
     def _open_dialog(
         self,

@@ -16,7 +16,7 @@ COL_CREATED_BY = 0
 COL_SIZE = 1
 COL_SHARE = 2
 COL_CREATED = 3
-HEADERS = ("Created by", "Size", "Share of image", "Created")
+HEADERS = ("Created by", "Size", "Relative size", "Created")
 
 ROW_ROLE = int(Qt.ItemDataRole.UserRole) + 2
 # The row's size as a fraction of the largest layer, 0.0 to 1.0, for the bar delegate.
@@ -79,7 +79,8 @@ class HistoryModel(QAbstractTableModel):
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             if column == COL_CREATED_BY:
-                return short_instruction(entry.created_by)
+                # An imported layer has no command; its comment says where it came from.
+                return short_instruction(entry.created_by) or entry.comment or "(no command)"
             if column == COL_SIZE:
                 return human_size(entry.size)
             if column == COL_CREATED:

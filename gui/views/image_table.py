@@ -36,11 +36,16 @@ class ImageTableView(QTableView):
         super().setModel(model)  # type: ignore[arg-type]
         header = self.horizontalHeader()
         header.setSectionResizeMode(COL_REPOSITORY, QHeaderView.ResizeMode.Stretch)
-        em = self.fontMetrics().horizontalAdvance("M")
-        self.setColumnWidth(COL_TAG, 12 * em)
-        self.setColumnWidth(COL_ID, 10 * em)
-        self.setColumnWidth(COL_CREATED, 11 * em)
-        self.setColumnWidth(COL_SIZE, 7 * em)
+        # Sized from typical contents, so IDs and ages are not cut in any font.
+        metrics = self.fontMetrics()
+        padding = 3 * metrics.horizontalAdvance(" ") + 12
+        for column, sample in (
+            (COL_TAG, "latest-1.25.3"),
+            (COL_ID, "0123456789ab"),
+            (COL_CREATED, "About a minute ago"),
+            (COL_SIZE, "999.9MB"),
+        ):
+            self.setColumnWidth(column, metrics.horizontalAdvance(sample) + padding)
         self.sortByColumn(COL_CREATED, Qt.SortOrder.DescendingOrder)
 
     def set_empty_text(self, text: str) -> None:

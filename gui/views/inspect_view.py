@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
 from gui.icons import icon
 from gui.models.json_tree import COL_KEY, PATH_ROLE, VALUE_ROLE, JsonTreeModel
 
+OPEN_AT_START = ("RepoTags", "Config", "Config.Env", "Config.Cmd", "RootFS")
+
 
 class InspectView(QWidget):
     """Tree or raw JSON of one inspect document; find highlights matches and jumps to them."""
@@ -99,8 +101,12 @@ class InspectView(QWidget):
         """Show an inspect document (an empty dict clears the view)."""
         self.model.set_document(document)
         self.raw.setPlainText(json.dumps(document, indent=2, sort_keys=False) if document else "")
-        # The top level alone says little; one level open shows Config, RootFS and the rest.
-        self.tree.expandToDepth(0)
+        # The top level alone says little; open what people look at first. ContainerConfig
+        # repeats Config and stays closed.
+        for path in OPEN_AT_START:
+            index = self.model.index_for_path(path)
+            if index.isValid():
+                self.tree.expand(index)
         if self.find_box.text():
             self.find(self.find_box.text())
         else:

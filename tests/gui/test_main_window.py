@@ -331,11 +331,11 @@ def test_row_holds_the_image_summary(window: MainWindow, services: Services) -> 
 
 
 def dialog_opened_by(
-    qtbot, window: MainWindow, key: Qt.Key, modifier: Qt.KeyboardModifier
+    qtbot, window: MainWindow, key: Qt.Key, modifier: Qt.KeyboardModifier, target=None
 ) -> object:
-    """Press a shortcut and return the dialog the window opened."""
+    """Press a shortcut (on target, else the window) and return the dialog the window opened."""
     with qtbot.waitSignal(window.dialogOpened, timeout=WAIT_MS) as opened:
-        qtbot.keyClick(window, key, modifier)
+        qtbot.keyClick(target or window, key, modifier)
     dialog = opened.args[0]
     dialog.close()
     return dialog
@@ -358,9 +358,30 @@ def test_del_opens_the_delete_dialog_for_the_selection(qtbot, window: MainWindow
     window.table.selectRow(row_of(window, "layerdeck-gui/medium:1"))
     window.table.setFocus()
     dialog = dialog_opened_by(
-        qtbot, window.table, Qt.Key.Key_Delete, Qt.KeyboardModifier.NoModifier
+        qtbot, window, Qt.Key.Key_Delete, Qt.KeyboardModifier.NoModifier, window.table
     )
     assert isinstance(dialog, delete.DeleteDialog)
+    assert not dialog.force_box.isChecked()
+    assert dialog.isModal() or dialog.windowModality() != Qt.WindowModality.NonModal
+
+
+def test_shift_del_opens_the_delete_dialog_with_force(qtbot, window: MainWindow) -> None:
+    delete = pytest.importorskip("gui.dialogs.delete")
+    window.table.selectRow(row_of(window, "layerdeck-gui/medium:1"))
+    window.table.setFocus()
+    dialog = dialog_opened_by(
+        qtbot, window, Qt.Key.Key_Delete, Qt.KeyboardModifier.ShiftModifier, window.table
+    )
+    assert isinstance(dialog, delete.DeleteDialog)
+    assert dialog.force_box.isChecked()
+
+
+def test_help_about_opens_the_about_dialog(qtbot, window: MainWindow) -> None:
+    about = pytest.importorskip("gui.dialogs.about")
+    with qtbot.waitSignal(window.dialogOpened, timeout=WAIT_MS) as opened:
+        window.about_action.trigger()
+    assert isinstance(opened.args[0], about.AboutDialog)
+    opened.args[0].close()
 
 
 def test_dropping_a_folder_opens_the_build_dialog(
