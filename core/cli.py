@@ -173,20 +173,35 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("-f", "--force", action="store_true", help="kill a running container first")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
 
-    fsck = verb("fsck", "Check the built-in store and repair what can be repaired")
-    fsck.add_argument("-n", "--no-repair", action="store_true", help="only report, change nothing")
+    fsck = verb("fsck", "Check the built-in store; with --repair, repair what it can")
+    fsck.add_argument("--repair", action="store_true", help="repair what can be repaired")
     return parser
 
 
 def _docker_booleans(argv: Sequence[str]) -> list[str]:
-    """Accept docker's `--pause=false` spelling for a boolean option as well as --no-pause."""
-    spelled = []
-    for word in argv:
-        name, sep, value = word.partition("=")
+    """Accept docker's `commit --pause=false` spelling as well as --no-pause."""
+    words = list(argv)
+    verb_at = _verb_position(words)
+    if verb_at is None or words[verb_at] != "commit":
+        return words
+    for index in range(verb_at + 1, len(words)):
+        name, sep, value = words[index].partition("=")
         if sep and name in ("-p", "--pause") and value.lower() in ("true", "false", "1", "0"):
-            word = "--pause" if value.lower() in ("true", "1") else "--no-pause"
-        spelled.append(word)
-    return spelled
+            words[index] = "--pause" if value.lower() in ("true", "1") else "--no-pause"
+    return words
+
+
+def _verb_position(words: Sequence[str]) -> int | None:
+    """Where the verb is: the first word that is neither a global option nor its value."""
+    skip_value = False
+    for index, word in enumerate(words):
+        if skip_value:
+            skip_value = False
+        elif word in ("--engine", "--store", "--format"):
+            skip_value = True
+        elif not word.startswith("-"):
+            return index
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,11 +279,7 @@ def _version() -> str:
 
 
 def _open_window(args: argparse.Namespace, terminal: Terminal) -> int:
-    """No verb: start the desktop app (Qt is loaded only now)."""
-    if args.store:
-        os.environ["LAYERDECK_STORE"] = str(Path(args.store).expanduser())
-    if args.engine:
-        os.environ["DOCKER_HOST"] = args.engine
+    """No verb: start the desktop app (Qt is loaded only now) on the source asked for."""
     # Imported by name, not by an import statement: core must not depend on the GUI package
     # (the import contract forbids it), and a machine without Qt still has the command line.
     import importlib
@@ -281,7 +292,12 @@ def _open_window(args: argparse.Namespace, terminal: Terminal) -> int:
             "run `layerdeck --help`."
         )
         return EXIT_FAILED
-    return int(app.main())
+    window_args = []
+    if args.engine:
+        window_args += ["--engine", args.engine]
+    elif args.store:
+        window_args += ["--store", args.store]
+    return int(app.main(window_args))
 
 
 def _open(args: argparse.Namespace) -> Backend:
@@ -918,7 +934,7 @@ def cmd_rm(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> in
 
 
 def cmd_fsck(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> int:
-    """`fsck`: check the built-in store and repair it (unless -n)."""
+    """`fsck [--repair]`: check the built-in store; exit 1 while problems are left."""
     from core.cli_render import write_json
 
     fsck = getattr(backend, "fsck", None)
@@ -929,12 +945,12 @@ def cmd_fsck(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> 
             "fsck checks the built-in layer store; this back end has nothing to check. "
             "Run `layerdeck --store PATH fsck` (or set LAYERDECK_STORE)."
         )
-    report = fsck(repair=not args.no_repair)
+    report = fsck(repair=args.repair)
     if args.format == "json":
         write_json(terminal.out, report)
     else:
         terminal.print(str(report))
-    return EXIT_OK
+    return EXIT_FAILED if getattr(report, "unrepaired", ()) else EXIT_OK
 
 
 VERBS: dict[str, Callable[[Backend, argparse.Namespace, Terminal], int]] = {

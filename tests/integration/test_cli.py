@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -517,3 +518,54 @@ def test_installed_script_exits_1_on_an_error(services: Services) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("Error:")
     assert "Traceback" not in result.stderr
+
+
+# the built-in store
+
+
+def store_cli(store: Path, *argv: str) -> Result:
+    """Run the command line in this process against a built-in store."""
+    out, err = io.StringIO(), io.StringIO()
+    status = run_cli(["--store", str(store), *argv], Terminal(out, err))
+    return Result(status, out.getvalue(), err.getvalue())
+
+
+def test_store_lists_an_image_loaded_from_docker_save(
+    services: Services, store_path: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "base.tar"
+    services.docker("save", "-o", str(archive), services.base_image)
+    loaded = store_cli(store_path, "load", "-i", str(archive))
+    assert loaded.status == 0, loaded.err
+    assert loaded.lines == [f"Loaded image: {services.base_image}"]
+    listed = store_cli(store_path, "images")
+    theirs = services.docker("images", services.base_image).stdout.splitlines()
+    assert [columns(line)[:3] for line in listed.lines] == [columns(line)[:3] for line in theirs]
+
+
+def test_store_fsck_of_an_empty_store_finds_nothing(store_path: Path) -> None:
+    ours = store_cli(store_path, "fsck")
+    assert ours.status == 0, ours.err
+    assert "no problems found" in ours.out
+
+
+def test_ctrl_c_during_a_build_cancels_it_and_exits_130(services: Services, context: Path) -> None:
+    (context / "Dockerfile").write_text(
+        f"FROM {services.base_image}\nRUN echo started && sleep 60\n"
+    )
+    process = subprocess.Popen(
+        [*_script(), "--engine", services.engine_url, "build", "-t", "cli-interrupted:1",
+         str(context)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.strip() == "started":
+                break
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+        assert not image_exists(services, "cli-interrupted:1")
+    finally:
+        process.kill()
+        process.wait()

@@ -80,6 +80,13 @@ def test_docker_spelling_of_pause_false_is_accepted() -> None:
     assert args.pause is False
 
 
+def test_pause_spelling_is_left_alone_in_a_container_command() -> None:
+    from core.cli import _docker_booleans
+
+    argv = ["--engine", "unix:///x", "run", "img", "prog", "--pause=false"]
+    assert _docker_booleans(argv) == argv
+
+
 def test_pause_defaults_to_true() -> None:
     from core.cli import build_parser
 
