@@ -4,8 +4,10 @@ It speaks to dockerd through the docker SDK's low-level `APIClient` and lets doc
 docker's own rules (removal, commit changes, the classic builder); this module translates
 requests and answers, and nothing else. Two clients share the endpoint: a quick one whose
 every call gives up after `timeout` seconds, so a dead engine is reported at once, and a
-streaming one without a read timeout for pulls, builds, saves, loads, container output and
-the event stream, which are stopped by cancelling instead (see core.engine.streams).
+patient one without a read timeout for calls whose time grows with the data: the streams of
+pulls, builds, saves, loads, container output and events, which are stopped by cancelling
+(see core.engine.streams), and commit, rmi, prune and Hub search, which dockerd may take
+many seconds to answer.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class DockerEngineBackend:
         self._location = str(self._client_options["base_url"])
         self._lock = threading.Lock()
         self._quick_client: docker.APIClient | None = None
-        self._stream_client: docker.APIClient | None = None
+        self._patient_client: docker.APIClient | None = None
         self._streams = ResponseTracker()
 
     @property
@@ -111,16 +113,16 @@ class DockerEngineBackend:
                 )
             return self._quick_client
 
-    def _stream(self) -> docker.APIClient:
+    def _patient(self) -> docker.APIClient:
         quick = self._quick()
         with self._lock:
-            if self._stream_client is None:
+            if self._patient_client is None:
                 client = docker.APIClient(
                     version=quick.api_version, timeout=None, **self._client_options
                 )
                 client.hooks["response"].append(self._streams.hook)
-                self._stream_client = client
-            return self._stream_client
+                self._patient_client = client
+            return self._patient_client
 
     @engine_call
     def ping(self) -> BackendInfo:
@@ -193,7 +195,7 @@ class DockerEngineBackend:
         reference = parse_reference(ref)
         wanted = reference.digest or reference.tag
         with self._streams.cancellable(cancel):
-            stream = self._stream().pull(
+            stream = self._patient().pull(
                 reference.familiar_name, wanted, stream=True, decode=True, platform=platform
             )
             for message in stream:
@@ -222,13 +224,13 @@ class DockerEngineBackend:
                 official=bool(found.get("is_official")),
                 automated=bool(found.get("is_automated")),
             )
-            for found in self._quick().search(rest, limit=limit)
+            for found in self._patient().search(rest, limit=limit)
         ]
 
     @engine_call
     def remove_image(self, ref: str, force: bool = False) -> list[RemovalEntry]:
         """`docker rmi [-f] ref`: dockerd decides; Conflict names the containers holding it."""
-        api = self._quick()
+        api = self._patient()
         try:
             answer = api.remove_image(_required(ref, "image"), force=force)
         except docker.errors.APIError as exc:
@@ -258,7 +260,7 @@ class DockerEngineBackend:
     @engine_call
     def prune(self, dangling_only: bool = True) -> PruneResult:
         """Remove dangling (or, without dangling_only, all unused) images."""
-        answer = self._quick().prune_images(filters={"dangling": dangling_only})
+        answer = self._patient().prune_images(filters={"dangling": dangling_only})
         removed = tuple(_removal_entry(item) for item in answer.get("ImagesDeleted") or ())
         return PruneResult(removed, int(answer.get("SpaceReclaimed") or 0))
 
@@ -289,7 +291,7 @@ class DockerEngineBackend:
     def run_container(self, container: str, on_event: EventSink, cancel: CancelToken) -> int:
         """Start a created container, stream its output as LogLine events, return the exit code."""
         _required(container, "container")
-        stream_api = self._stream()
+        stream_api = self._patient()
 
         def kill() -> None:
             self._quick().kill(container)
@@ -303,7 +305,7 @@ class DockerEngineBackend:
             output = stream_api.attach(
                 container, stdout=True, stderr=True, stream=True, logs=True, demux=True
             )
-            self._quick().start(container)
+            stream_api.start(container)
             for out, err in output:
                 if out:
                     for line in output_lines(splitters, "stdout", out):
@@ -320,7 +322,7 @@ class DockerEngineBackend:
     @engine_call
     def remove_container(self, container: str, force: bool = False) -> None:
         """`docker rm [-f] container`; Conflict when it runs and force is not given."""
-        api = self._quick()
+        api = self._patient()
         try:
             api.remove_container(_required(container, "container"), force=force)
         except docker.errors.APIError as exc:
@@ -340,7 +342,7 @@ class DockerEngineBackend:
         elif options.tag:
             raise InvalidArgument("a tag needs a repository to go with it")
         try:
-            answer = self._quick().commit(
+            answer = self._patient().commit(
                 _required(options.container, "container"),
                 repository=repository,
                 tag=tag,
@@ -377,7 +379,7 @@ class DockerEngineBackend:
         transcript = BuildTranscript()
         try:
             with self._streams.cancellable(cancel):
-                stream = self._stream().build(
+                stream = self._patient().build(
                     path=str(options.context),
                     dockerfile=options.dockerfile,
                     tag=tags[0].familiar if tags else None,
@@ -415,7 +417,7 @@ class DockerEngineBackend:
 
     def _discard_build(self, transcript: BuildTranscript) -> None:
         """Take away what a failed or cancelled build committed, so it leaves no half image."""
-        api = self._quick()
+        api = self._patient()
         if transcript.container is not None:
             # A cancelled step's container still holds its parent image until it is gone;
             # dockerd removes it too, so whichever of us is second gets an error to ignore.
@@ -450,7 +452,7 @@ class DockerEngineBackend:
         on_event(Notice(f"Saved {', '.join(names)} ({written} bytes)"))
 
     def _archive_chunks(self, names: list[str]) -> Iterator[bytes]:
-        api = self._stream()
+        api = self._patient()
         if len(names) == 1:
             yield from api.get_image(names[0], chunk_size=CHUNK_SIZE)
             return
@@ -477,7 +479,7 @@ class DockerEngineBackend:
 
         loaded: list[str] = []
         with self._streams.cancellable(cancel):
-            for message in self._stream().load_image(chunks(), quiet=False) or ():
+            for message in self._patient().load_image(chunks(), quiet=False) or ():
                 error = stream_error(message)
                 if error is not None:
                     raise error_for_message(
@@ -498,7 +500,7 @@ class DockerEngineBackend:
         """Block until cancelled, calling on_change whenever images or containers change."""
         try:
             with self._streams.cancellable(cancel):
-                events = self._stream().events(
+                events = self._patient().events(
                     filters={"type": ["image", "container"]}, decode=True
                 )
                 for event in events:
@@ -514,10 +516,10 @@ class DockerEngineBackend:
     def close(self) -> None:
         """Release the connections to the engine."""
         with self._lock:
-            for client in (self._quick_client, self._stream_client):
+            for client in (self._quick_client, self._patient_client):
                 if client is not None:
                     client.close()
-            self._quick_client = self._stream_client = None
+            self._quick_client = self._patient_client = None
 
 
 def _required(value: str, what: str) -> str:
