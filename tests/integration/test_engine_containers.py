@@ -16,6 +16,7 @@ from core.models import CancelToken, CommitOptions, ContainerSpec, Event, LogLin
 
 @pytest.fixture
 def engine(services: Services) -> Iterator[DockerEngineBackend]:
+    """The engine back end on the private dockerd."""
     backend = DockerEngineBackend(services.engine_url)
     yield backend
     backend.close()

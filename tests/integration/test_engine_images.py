@@ -28,6 +28,7 @@ from core.models import CancelToken, ContainerSpec, Event, LayerProgress, Remova
 
 @pytest.fixture
 def engine(services: Services) -> Iterator[DockerEngineBackend]:
+    """The engine back end on the private dockerd."""
     backend = DockerEngineBackend(services.engine_url)
     yield backend
     backend.close()

@@ -25,6 +25,7 @@ from core.models import CancelToken, Event, LayerProgress, Notice
 
 @pytest.fixture
 def engine(services: Services) -> Iterator[DockerEngineBackend]:
+    """The engine back end on the private dockerd."""
     backend = DockerEngineBackend(services.engine_url)
     yield backend
     backend.close()
@@ -135,6 +136,7 @@ class _LockedRegistry(http.server.BaseHTTPRequestHandler):
     """A registry that refuses everyone, as one with credentials would."""
 
     def do_GET(self) -> None:
+        """Refuse, asking for basic credentials."""
         self.send_response(401)
         self.send_header("WWW-Authenticate", 'Basic realm="layerdeck-test"')
         self.send_header("Content-Type", "application/json")
@@ -151,6 +153,7 @@ class _LockedRegistry(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def locked_registry() -> Iterator[str]:
+    """`127.0.0.1:PORT` of a registry that answers every request with 401."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LockedRegistry)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
