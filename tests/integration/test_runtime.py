@@ -1,0 +1,348 @@
+"""The store's container runtime: overlayfs over layer dirs, inside Linux namespaces."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.errors import Cancelled, Conflict, InvalidArgument, NotFound
+from core.models import CancelToken, ContainerSpec, Event, LogLine
+from core.store.diff import write_layer
+from core.store.runtime import Runtime
+
+IMAGE_ID = "sha256:" + "1" * 64
+IMAGE_CONFIG: dict[str, Any] = {
+    "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "FROM_IMAGE=yes"]}
+}
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="containers need Linux")
+
+
+@pytest.fixture(scope="module")
+def base_layer(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The harness's base root file system, extracted as a store layer dir."""
+    layers = tmp_path_factory.mktemp("layers")
+    layer = layers / ("b" * 64)
+    layer.mkdir()
+    with tarfile.open(services.rootfs_tar) as tar:
+        tar.extractall(layer, filter="fully_trusted")
+    return layer
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    yield Runtime(tmp_path / "store")
+
+
+class Output:
+    """Collects a run's LogLine events."""
+
+    def __init__(self) -> None:
+        self.lines: list[LogLine] = []
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, LogLine):
+            self.lines.append(event)
+
+    def text(self, stream: str = "stdout") -> list[str]:
+        return [line.text for line in self.lines if line.stream == stream]
+
+
+def _run(runtime: Runtime, layer: Path, script: str, **spec: Any) -> tuple[int, Output, str]:
+    container = runtime.create(
+        IMAGE_ID,
+        IMAGE_CONFIG,
+        [layer],
+        ContainerSpec(image="base", command=("sh", "-c", script), **spec),
+    )
+    output = Output()
+    code = runtime.run(container, output, CancelToken())
+    return code, output, container
+
+
+def test_stdout_and_stderr_come_as_separate_log_lines(runtime: Runtime, base_layer: Path) -> None:
+    code, output, _ = _run(runtime, base_layer, "echo to-out; echo to-err >&2; echo more")
+    assert code == 0
+    assert output.text("stdout") == ["to-out", "more"]
+    assert output.text("stderr") == ["to-err"]
+
+
+def test_exit_code_is_returned(runtime: Runtime, base_layer: Path) -> None:
+    assert _run(runtime, base_layer, "exit 7")[0] == 7
+
+
+def test_command_runs_as_pid_1_with_the_container_hostname(
+    runtime: Runtime, base_layer: Path
+) -> None:
+    _, output, container = _run(runtime, base_layer, "echo $$; hostname; echo $HOSTNAME")
+    assert output.text() == ["1", container[:12], container[:12]]
+
+
+def test_network_none_has_only_loopback_and_it_is_up(runtime: Runtime, base_layer: Path) -> None:
+    _, output, _ = _run(runtime, base_layer, "ls /sys/class/net; cat /sys/class/net/lo/operstate")
+    assert output.text()[0] == "lo"
+    assert len(output.text()) == 2
+
+
+def test_network_host_sees_the_hosts_interfaces(runtime: Runtime, base_layer: Path) -> None:
+    _, output, _ = _run(runtime, base_layer, "ls /sys/class/net", network="host")
+    assert sorted(output.text()) == sorted(os.listdir("/sys/class/net"))
+
+
+def test_image_user_is_resolved_through_the_containers_passwd(
+    runtime: Runtime, base_layer: Path
+) -> None:
+    _, output, _ = _run(runtime, base_layer, "id -u; id -g; echo $HOME", user="app")
+    assert output.text() == ["1000", "1000", "/home/app"]
+
+
+def test_user_and_group_given_as_numbers(runtime: Runtime, base_layer: Path) -> None:
+    _, output, _ = _run(runtime, base_layer, "id -u; id -g", user="4321:65534")
+    assert output.text() == ["4321", "65534"]
+
+
+def test_unknown_user_is_a_clear_error(runtime: Runtime, base_layer: Path) -> None:
+    with pytest.raises(InvalidArgument, match="unable to find user ghost"):
+        _run(runtime, base_layer, "true", user="ghost")
+
+
+def test_env_and_workdir_are_applied_and_workdir_created(
+    runtime: Runtime, base_layer: Path
+) -> None:
+    _, output, _ = _run(
+        runtime, base_layer, "pwd; echo $FROM_IMAGE $EXTRA", env=("EXTRA=1",), workdir="/srv/app"
+    )
+    assert output.text() == ["/srv/app", "yes 1"]
+
+
+def test_missing_command_exits_127_with_dockers_message(runtime: Runtime, base_layer: Path) -> None:
+    container = runtime.create(
+        IMAGE_ID, IMAGE_CONFIG, [base_layer], ContainerSpec(image="base", command=("nosuch",))
+    )
+    output = Output()
+    assert runtime.run(container, output, CancelToken()) == 127
+    assert output.text("stderr") == ['exec: "nosuch": executable file not found in $PATH']
+
+
+def test_image_without_a_command_is_refused(runtime: Runtime, base_layer: Path) -> None:
+    with pytest.raises(InvalidArgument, match="no command specified"):
+        runtime.create(IMAGE_ID, {"config": {}}, [base_layer], ContainerSpec(image="base"))
+
+
+def test_changes_land_in_the_upper_dir_and_layers_stay_untouched(
+    runtime: Runtime, base_layer: Path
+) -> None:
+    before = (base_layer / "etc" / "passwd").read_bytes()
+    _, _, container = _run(runtime, base_layer, "echo new > /etc/passwd; echo x > /root/file")
+    upper = runtime.upper_dir(container)
+    assert (upper / "etc" / "passwd").read_text() == "new\n"
+    assert (upper / "root" / "file").read_text() == "x\n"
+    assert (base_layer / "etc" / "passwd").read_bytes() == before
+    assert not (base_layer / "root" / "file").exists()
+
+
+def test_mount_points_stay_out_of_the_changes(runtime: Runtime, base_layer: Path) -> None:
+    _, _, container = _run(runtime, base_layer, "ls /proc/self /dev/null /sys >/dev/null")
+    assert sorted(os.listdir(runtime.upper_dir(container))) == []
+
+
+def test_a_second_run_sees_the_first_runs_changes(runtime: Runtime, base_layer: Path) -> None:
+    _, _, container = _run(
+        runtime, base_layer, "test -e /root/mark && cat /root/mark; echo hi >/root/mark"
+    )
+    output = Output()
+    runtime.run(container, output, CancelToken())
+    assert output.text() == ["hi"]
+
+
+def test_container_changes_commit_as_layer_entries_and_whiteouts(
+    runtime: Runtime, base_layer: Path
+) -> None:
+    script = (
+        "echo added > /added.txt; echo changed > /etc/hostname.orig; "
+        "echo changed >> /etc/group; rm /etc/passwd; rm -r /home; "
+        "rm -r /var && mkdir /var && echo fresh > /var/only"
+    )
+    _, _, container = _run(runtime, base_layer, script)
+    sink = io.BytesIO()
+    diff = write_layer(runtime.upper_dir(container), sink)
+    with tarfile.open(fileobj=io.BytesIO(sink.getvalue())) as tar:
+        names = tar.getnames()
+        group = tar.extractfile("etc/group")
+        assert group is not None
+        assert group.read().endswith(b"changed\n")
+    # Sorted by the names in the upper dir (as docker walks it): a whiteout sits where
+    # the deleted name would.
+    assert names == [
+        "added.txt",
+        "etc",
+        "etc/group",
+        "etc/hostname.orig",
+        "etc/.wh.passwd",
+        ".wh.home",
+        "var",
+        "var/.wh..wh..opq",
+        "var/only",
+    ]
+    assert diff.size == len(sink.getvalue())
+
+
+def test_same_changes_give_byte_identical_layers(runtime: Runtime, base_layer: Path) -> None:
+    _, _, container = _run(runtime, base_layer, "echo a > /a; rm /etc/group")
+    first, second = io.BytesIO(), io.BytesIO()
+    assert write_layer(runtime.upper_dir(container), first) == write_layer(
+        runtime.upper_dir(container), second
+    )
+    assert first.getvalue() == second.getvalue()
+
+
+def test_cancel_kills_the_container_and_raises_cancelled(
+    runtime: Runtime, base_layer: Path
+) -> None:
+    container = runtime.create(
+        IMAGE_ID,
+        IMAGE_CONFIG,
+        [base_layer],
+        ContainerSpec(image="base", command=("sh", "-c", "echo started; exec sleep 600")),
+    )
+    cancel = CancelToken()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, LogLine) and event.text == "started":
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        runtime.run(container, on_event, cancel)
+    assert not runtime.is_running(container)
+    assert runtime.record(container).exit_code == 137
+    assert (
+        "sleep 600"
+        not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    )
+
+
+def test_running_container_removal_is_refused_then_forced(
+    runtime: Runtime, base_layer: Path
+) -> None:
+    container = runtime.create(
+        IMAGE_ID,
+        IMAGE_CONFIG,
+        [base_layer],
+        ContainerSpec(image="base", command=("sh", "-c", "echo started; exec sleep 600")),
+    )
+    started = threading.Event()
+    result: dict[str, Any] = {}
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, LogLine) and event.text == "started":
+            started.set()
+
+    def run() -> None:
+        result["code"] = runtime.run(container, on_event, CancelToken())
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert started.wait(30)
+        assert runtime.is_running(container)
+        assert [c.running for c in runtime.list()] == [True]
+        assert runtime.list()[0].status.startswith("Up ")
+        with pytest.raises(Conflict) as refused:
+            runtime.remove(container)
+        assert refused.value.containers == (runtime.record(container).name,)
+        with pytest.raises(Conflict, match="already running"):
+            runtime.run(container, on_event, CancelToken())
+        runtime.remove(container, force=True)
+    finally:
+        thread.join(30)
+    assert result["code"] == 137
+    assert runtime.list() == []
+
+
+def test_removed_container_is_gone(runtime: Runtime, base_layer: Path) -> None:
+    _, _, container = _run(runtime, base_layer, "true")
+    runtime.remove(container)
+    with pytest.raises(NotFound, match="No such container"):
+        runtime.record(container)
+
+
+def test_list_shows_docker_like_names_and_status(runtime: Runtime, base_layer: Path) -> None:
+    _run(runtime, base_layer, "exit 3")
+    runtime.create(IMAGE_ID, IMAGE_CONFIG, [base_layer], ContainerSpec(image="base"))
+    created, exited = runtime.list()
+    assert created.status == "Created"
+    assert re.fullmatch(r"Exited \(3\) .*", exited.status)
+    for summary in (created, exited):
+        assert re.fullmatch(r"[a-z]+_[a-z]+\d?", summary.name)
+        assert summary.image_id == IMAGE_ID
+    assert created.name != exited.name
+
+
+def test_containers_are_found_by_name_and_id_prefix(runtime: Runtime, base_layer: Path) -> None:
+    container = runtime.create(
+        IMAGE_ID, IMAGE_CONFIG, [base_layer], ContainerSpec(image="base", name="web")
+    )
+    assert runtime.resolve("web") == container
+    assert runtime.resolve(container[:8]) == container
+
+
+def test_duplicate_name_is_a_conflict(runtime: Runtime, base_layer: Path) -> None:
+    spec = ContainerSpec(image="base", name="web")
+    runtime.create(IMAGE_ID, IMAGE_CONFIG, [base_layer], spec)
+    with pytest.raises(Conflict, match='name "/web" is already in use'):
+        runtime.create(IMAGE_ID, IMAGE_CONFIG, [base_layer], spec)
+
+
+def test_invalid_name_is_refused(runtime: Runtime, base_layer: Path) -> None:
+    with pytest.raises(InvalidArgument, match="invalid container name"):
+        runtime.create(IMAGE_ID, IMAGE_CONFIG, [base_layer], ContainerSpec(image="b", name="a b"))
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv to drop root")
+def test_runs_rootless_as_an_unprivileged_user(services: Any) -> None:
+    # pytest's temp dirs are private to root; the unprivileged user needs its own.
+    root = Path(tempfile.mkdtemp(prefix="layerdeck-rootless-"))
+    try:
+        _run_rootless(root, services.rootfs_tar)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_rootless(root: Path, rootfs_tar: Path) -> None:
+    os.chmod(root, 0o777)
+    base_layer = root / "layer"
+    base_layer.mkdir()
+    with tarfile.open(rootfs_tar) as tar:
+        tar.extractall(base_layer, filter="fully_trusted")
+    root_dir = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from pathlib import Path;"
+        "from core.models import CancelToken, ContainerSpec, LogLine;"
+        "from core.store.runtime import Runtime;"
+        "r = Runtime(Path(sys.argv[2]) / 'store');"
+        "c = r.create('sha256:' + '1' * 64, {'config': {'Cmd': ['id', '-u']}}, [Path(sys.argv[3])],"
+        " ContainerSpec(image='base'));"
+        "print('exit', r.run(c, lambda e: print(e.text), CancelToken()))"
+    )
+    # The interpreter must be one the unprivileged user can reach (not one under /root).
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+         "--bounding-set=-all", python, "-c",
+         script, str(root_dir), str(root), str(base_layer)],
+        capture_output=True, text=True, timeout=120, cwd="/",
+    )  # fmt: skip
+    assert result.stdout.split() == ["0", "exit", "0"], result.stderr
