@@ -22,7 +22,7 @@ from typing import Any
 
 from core.errors import InvalidReference
 from core.models import ImageSummary
-from core.reference import Reference, parse_reference
+from core.reference import TAG_RE, Reference, parse_reference
 
 DEFAULT_SOCKET_URL = "unix:///var/run/docker.sock"
 # The listing must feel instant or fall back at once; a local engine answers in milliseconds.
@@ -148,11 +148,28 @@ def image_rows(image: Mapping[str, Any], containers: int) -> list[ImageSummary]:
     return rows
 
 
-@lru_cache(maxsize=4096)
 def _reference_or_none(text: str) -> Reference | None:
     """The parsed reference, or None for dockerd's `<none>:<none>` placeholders."""
     if text.startswith("<none>"):
         return None
+    # A thousand tags are mostly a few repositories: parse each name once, check each tag.
+    name, colon, tag = text.rpartition(":")
+    if colon and "/" not in tag and "@" not in text and TAG_RE.match(tag):
+        repository = _repository(name)
+        if repository is not None:
+            return Reference(repository.domain, repository.path, tag)
+    return _parsed(text)
+
+
+@lru_cache(maxsize=1024)
+def _repository(name: str) -> Reference | None:
+    try:
+        return parse_reference(name, default_tag=None)
+    except InvalidReference:
+        return None
+
+
+def _parsed(text: str) -> Reference | None:
     try:
         return parse_reference(text, default_tag=None)
     except InvalidReference:

@@ -228,3 +228,49 @@ def test_operation_errors_reach_the_caller() -> None:
 
     with pytest.raises(InvalidArgument, match="bad"):
         run_cancellable(operation)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "app:1",
+        "localhost:5000/team/app:v2",
+        "127.0.0.1:5000/layerdeck/base:latest",
+        "docker.io/library/busybox:latest",
+        "index.docker.io/user/app:2",
+        "[::1]:5000/app:1",
+        "app:-bad",
+        "UPPER/app:1",
+        "a" * 64 + ":1",
+        "app@sha256:" + "0" * 64,
+    ],
+)
+def test_quick_listing_reads_references_as_parse_reference_does(text: str) -> None:
+    from core.cli_listing import _reference_or_none
+    from core.errors import InvalidReference
+    from core.reference import parse_reference
+
+    try:
+        expected = parse_reference(text, default_tag=None)
+    except InvalidReference:
+        expected = None
+    assert _reference_or_none(text) == expected
+
+
+def test_quick_listing_makes_one_row_per_tag_and_one_for_a_dangling_image() -> None:
+    from core.cli_listing import image_rows
+
+    tagged = {
+        "Id": "sha256:" + "a" * 64,
+        "Created": 1_700_000_000,
+        "Size": 42,
+        "RepoTags": ["app:1", "app:2"],
+        "RepoDigests": ["app@sha256:" + "d" * 64],
+    }
+    rows = image_rows(tagged, containers=1)
+    assert [(r.repository, r.tag, r.digest) for r in rows] == [
+        ("app", "1", "sha256:" + "d" * 64),
+        ("app", "2", "sha256:" + "d" * 64),
+    ]
+    untagged = {"Id": "sha256:" + "b" * 64, "Created": 1, "RepoTags": ["<none>:<none>"]}
+    assert [r.dangling for r in image_rows(untagged, containers=0)] == [True]
