@@ -274,3 +274,25 @@ def test_quick_listing_makes_one_row_per_tag_and_one_for_a_dangling_image() -> N
     ]
     untagged = {"Id": "sha256:" + "b" * 64, "Created": 1, "RepoTags": ["<none>:<none>"]}
     assert [r.dangling for r in image_rows(untagged, containers=0)] == [True]
+
+
+def test_listing_images_loads_neither_the_docker_sdk_nor_qt() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, io\n"
+        "from core import cli, cli_listing, cli_render, units\n"
+        "out = io.StringIO()\n"
+        "cli.run_cli(['--engine', 'unix:///nonexistent/docker.sock', 'images', '--help'],"
+        " cli.Terminal(out, out))\n"
+        "cli_listing.list_images('unix:///nonexistent/docker.sock')\n"
+        "heavy = sorted(m for m in ('docker', 'requests', 'urllib3', 'PySide6') "
+        "if m in sys.modules)\n"
+        "print('loaded:', ','.join(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "loaded: "
