@@ -109,6 +109,9 @@ def timestamp(value: Any) -> datetime | None:
 
 def image_rows(image: Mapping[str, Any], containers: int) -> list[ImageSummary]:
     """`docker images` rows for one /images/json entry (the CLI's imageFormatTaggedAndDigest)."""
+    # The engine back end derives the same rows behind the SDK (core/engine/backend.py);
+    # tests/integration/test_cli.py holds the two listings equal. One docker-free copy that
+    # both import is the goal, once the engine's row code leaves its SDK-importing module.
     created = timestamp(image.get("Created")) or datetime.fromtimestamp(0, tz=UTC)
     image_id = str(image["Id"])
     size = int(image.get("Size") or 0)
