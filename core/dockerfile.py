@@ -639,6 +639,28 @@ class StageEnvironment:
         merged = {**self.args, **self.env}
         return [f"{key}={value}" for key, value in merged.items()]
 
+    def copy(self) -> StageEnvironment:
+        """An independent copy of this environment (to keep the state before a step)."""
+        twin = StageEnvironment(meta_args=self.meta_args, build_args=self.build_args)
+        twin.env = dict(self.env)
+        twin.args = dict(self.args)
+        twin.escape = self.escape
+        twin.cmd_set = self.cmd_set
+        twin.used_build_args = set(self.used_build_args)
+        return twin
+
+    def step(
+        self, config: Mapping[str, Any], instruction: Instruction
+    ) -> tuple[dict[str, Any], str]:
+        """apply() plus the step's history created_by, as the builder records both."""
+        before = self.copy()
+        updated = self.apply(config, instruction)
+        return updated, created_by(instruction, updated, before)
+
+    def run_args(self) -> list[str]:
+        """The ARGs docker records in a RUN step's history: set, not shadowed by ENV, sorted."""
+        return sorted(f"{key}={value}" for key, value in self.args.items() if key not in self.env)
+
     def apply(self, config: Mapping[str, Any], instruction: Instruction) -> dict[str, Any]:
         """Apply a config instruction (or ARG) here, keeping this environment in step."""
         if instruction.keyword == "ARG":
@@ -867,6 +889,129 @@ def apply_changes(image_config: Mapping[str, Any], changes: Sequence[str]) -> di
     for change in changes:
         result = env.apply(result, parse_change(change))
     return result
+
+
+# ---------------------------------------------------------------------------------------
+# History: the created_by text docker's classic builder records for each step
+
+
+def created_by(
+    instruction: Instruction,
+    image_config: Mapping[str, Any],
+    env: StageEnvironment | None = None,
+) -> str:
+    """The history `created_by` of a step, as docker's classic builder writes it.
+
+    image_config is the config after the step (apply_to_config's result; for RUN the config
+    the command ran with); env gives the stage's ARGs for RUN's `|N NAME=value` prefix.
+    COPY and ADD name their sources by content hash, which only the builder knows.
+    """
+    config = image_config.get("config") or {}
+    shell = list(config.get("Shell") or DEFAULT_SHELL)
+    keyword = instruction.keyword
+    if keyword == "RUN":
+        command = (
+            list(instruction.arguments) if instruction.json else [*shell, _joined(instruction)]
+        )
+        args = env.run_args() if env is not None else []
+        prefix = f"|{len(args)} {' '.join(args)} " if args else ""
+        return prefix + " ".join(command)
+    nop = f"{' '.join(shell)} #(nop) "
+    if keyword == "WORKDIR":
+        # docker writes this one with a single space after #(nop).
+        return f"{nop}WORKDIR {config.get('WorkingDir', '')}"
+    return f"{nop} {_nop_comment(instruction, image_config, env)}"
+
+
+def _nop_comment(
+    instruction: Instruction, image_config: Mapping[str, Any], env: StageEnvironment | None
+) -> str:
+    config = image_config.get("config") or {}
+    keyword = instruction.keyword
+    mapping = env.mapping() if env is not None else {}
+    escape = env.escape if env is not None else "\\"
+    if keyword in ("CMD", "ENTRYPOINT"):
+        value = config.get("Cmd" if keyword == "CMD" else "Entrypoint") or []
+        return f"{keyword} [{' '.join(_go_quote(item) for item in value)}]"
+    if keyword in ("ENV", "LABEL", "ARG"):
+        if keyword == "ARG":
+            pairs = [
+                name if default is None else f"{name}={default}"
+                for name, default in arg_declarations(instruction, mapping, escape)
+            ]
+            return "ARG " + " ".join(pairs)
+        words = expand_list(instruction.arguments, mapping, escape)
+        return keyword + "".join(f" {k}={v}" for k, v in zip(words[::2], words[1::2], strict=True))
+    if keyword == "EXPOSE":
+        return "EXPOSE " + " ".join(sorted(_exposed_words(instruction, mapping, escape)))
+    if keyword == "VOLUME":
+        return f"VOLUME [{' '.join(expand_list(instruction.arguments, mapping, escape))}]"
+    if keyword == "SHELL":
+        return f"SHELL [{' '.join(instruction.arguments)}]"
+    if keyword == "HEALTHCHECK":
+        return "HEALTHCHECK " + _go_healthcheck(config.get("Healthcheck") or {})
+    if keyword == "ONBUILD":
+        return "ONBUILD " + re.sub(r"(?i)^\s*ONBUILD\s*", "", instruction.original)
+    if keyword in ("USER", "STOPSIGNAL"):
+        return f"{keyword} {expand(instruction.arguments[0], mapping, escape)}"
+    return f"{keyword} {' '.join(instruction.arguments)}"
+
+
+def _joined(instruction: Instruction) -> str:
+    return " ".join(instruction.arguments)
+
+
+def _go_quote(text: str) -> str:
+    """Go's strconv.Quote, which docker's %q uses."""
+    escapes = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+    out = []
+    for char in text:
+        if char in escapes:
+            out.append(escapes[char])
+        elif char.isprintable():
+            out.append(char)
+        elif ord(char) < 0x80:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(f"\\u{ord(char):04x}")
+    return '"' + "".join(out) + '"'
+
+
+def _go_duration(nanoseconds: int) -> str:
+    """Go's time.Duration.String(): 0s, 500ms, 5s, 1m30s, 1h0m0s."""
+    if nanoseconds == 0:
+        return "0s"
+    if nanoseconds < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if nanoseconds >= size:
+                return f"{_trim(nanoseconds / size)}{unit}"
+    hours, rest = divmod(nanoseconds, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    seconds = _trim(rest / 1_000_000_000)
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
+
+
+def _trim(value: float) -> str:
+    return f"{value:.9f}".rstrip("0").rstrip(".")
+
+
+def _go_healthcheck(health: Mapping[str, Any]) -> str:
+    """`&{["CMD" "true"] "30s" "0s" "0s" '\\x03'}`: docker's %q of its HealthConfig."""
+    test = " ".join(_go_quote(item) for item in health.get("Test") or [])
+    durations = " ".join(
+        _go_quote(_go_duration(int(health.get(key) or 0)))
+        for key in ("Interval", "Timeout", "StartPeriod")
+    )
+    retries = int(health.get("Retries") or 0)
+    if 0x20 <= retries < 0x7F and chr(retries) not in "'\\":
+        rune = f"'{chr(retries)}'"
+    else:
+        rune = f"'\\x{retries:02x}'" if retries < 0x80 else f"'\\u{retries:04x}'"
+    return f"&{{[{test}] {durations} {rune}}}"
 
 
 # ---------------------------------------------------------------------------------------

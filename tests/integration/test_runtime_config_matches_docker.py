@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.dockerfile import apply_changes, parse, stage_environment
+from core.dockerfile import apply_changes, created_by, parse, stage_environment
 
 FIELDS = (
     "Cmd",
@@ -56,26 +56,35 @@ def docker_inspect(services: Any, ref: str) -> dict[str, Any]:
     return reply[0]
 
 
-def _build(services: Any, tmp_path: Path, body: str) -> dict[str, Any]:
+def _build(services: Any, tmp_path: Path, body: str) -> tuple[dict[str, Any], list[str]]:
     context = tmp_path / "context"
     context.mkdir()
     (context / "Dockerfile").write_text(f"FROM {services.base_image}\n{body}")
     tag = f"layerdeck-test/config-{tmp_path.name.lower()}:latest"
     services.docker("build", "-q", "-t", tag, str(context))
     try:
-        return docker_inspect(services, tag)
+        return docker_inspect(services, tag), _docker_history(services, tag)
     finally:
         services.docker("rmi", tag)
 
 
-def _ours(services: Any, body: str) -> dict[str, Any]:
+def _ours(services: Any, body: str) -> tuple[dict[str, Any], list[str]]:
     parsed = parse(f"FROM {services.base_image}\n{body}")
     base = docker_inspect(services, services.base_image)
     image_config: dict[str, Any] = {"config": dict(base["Config"])}
     env = stage_environment(parsed, base["Config"].get("Env") or [])
+    history = []
     for instruction in parsed.stages[0].instructions:
-        image_config = env.apply(image_config, instruction)
-    return image_config
+        image_config, text = env.step(image_config, instruction)
+        history.append(text)
+    return image_config, history
+
+
+def _docker_history(services: Any, ref: str) -> list[str]:
+    """created_by of each step, oldest first, without the base image's own step."""
+    lines = services.docker("history", "--no-trunc", "--format", "{{json .CreatedBy}}", ref)
+    steps = [json.loads(line) for line in lines.stdout.splitlines()]
+    return list(reversed(steps))[1:]
 
 
 def _fields(config: dict[str, Any]) -> dict[str, Any]:
@@ -86,10 +95,37 @@ def _fields(config: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
 def test_config_matches_docker_classic_builder(services: Any, tmp_path: Path, name: str) -> None:
     body = DOCKERFILES[name]
-    docker = _build(services, tmp_path, body)
-    ours = _ours(services, body)
+    docker, docker_history = _build(services, tmp_path, body)
+    ours, history = _ours(services, body)
     assert _fields(ours["config"]) == _fields(docker["Config"]), json.dumps(docker["Config"])
     assert ours.get("author", "") == docker["Author"]
+    assert history == docker_history
+
+
+def test_run_history_records_the_stage_args_like_docker(services: Any, tmp_path: Path) -> None:
+    body = "ARG B=2\nARG A\nARG UNSET\nENV B=shadowed\nRUN true\n"
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {services.base_image}\n{body}")
+    tag = "layerdeck-test/config-run-history:latest"
+    services.docker(
+        "build", "-q", "--network", "none", "--build-arg", "A=1", "-t", tag, str(context)
+    )
+    try:
+        docker_history = _docker_history(services, tag)
+    finally:
+        services.docker("rmi", tag)
+    parsed = parse(f"FROM {services.base_image}\n{body}")
+    env = stage_environment(parsed, [], build_args={"A": "1"})
+    image_config: dict[str, Any] = {"config": {}}
+    history = []
+    for instruction in parsed.stages[0].instructions:
+        if instruction.keyword == "RUN":
+            history.append(created_by(instruction, image_config, env))
+        else:
+            image_config, text = env.step(image_config, instruction)
+            history.append(text)
+    assert history[-1] == docker_history[-1]
 
 
 def test_commit_changes_match_docker_commit(services: Any) -> None:

@@ -148,3 +148,45 @@ def test_parse_change_refuses_malformed_changes(change: str) -> None:
 def test_apply_changes_in_order() -> None:
     result = apply_changes(BASE, ['ENTRYPOINT ["x"]', 'CMD ["y"]', "ENV A=$PATH"])
     assert result["config"] == {"Cmd": ["y"], "Entrypoint": ["x"], "Env": ["PATH=/bin", "A=/bin"]}
+
+
+def _history(body: str, build_args: dict[str, str] | None = None) -> list[str]:
+    from core.dockerfile import created_by, stage_environment
+
+    parsed = parse(f"FROM base\n{body}")
+    env = stage_environment(parsed, ["PATH=/bin"], build_args)
+    config: dict[str, Any] = {"config": {"Env": ["PATH=/bin"]}}
+    texts = []
+    for instruction in parsed.stages[0].instructions:
+        if instruction.keyword == "RUN":
+            texts.append(created_by(instruction, config, env))
+        else:
+            config, text = env.step(config, instruction)
+            texts.append(text)
+    return texts
+
+
+def test_history_of_config_steps_is_a_nop_under_the_shell() -> None:
+    assert _history('ENV A=1 B="x y"\nCMD ["a b"]\nWORKDIR /w\n') == [
+        "/bin/sh -c #(nop)  ENV A=1 B=x y",
+        '/bin/sh -c #(nop)  CMD ["a b"]',
+        "/bin/sh -c #(nop) WORKDIR /w",
+    ]
+
+
+def test_history_expands_with_the_environment_before_the_step() -> None:
+    assert _history("ENV A=1 C=${A}x\n") == ["/bin/sh -c #(nop)  ENV A=1 C=x"]
+
+
+def test_history_of_run_lists_the_stage_args() -> None:
+    texts = _history("ARG B=2\nARG A\nRUN make\n", build_args={"A": "1"})
+    assert texts[-1] == "|2 A=1 B=2 /bin/sh -c make"
+
+
+def test_history_of_healthcheck_is_dockers_struct_text() -> None:
+    (text,) = _history("HEALTHCHECK --interval=1m30s --retries=65 CMD true\n")
+    assert text.endswith('HEALTHCHECK &{["CMD-SHELL" "true"] "1m30s" "0s" "0s" \'A\'}')
+
+
+def test_history_expose_is_sorted() -> None:
+    assert _history("EXPOSE 80 53/udp\n") == ["/bin/sh -c #(nop)  EXPOSE 53/udp 80"]
