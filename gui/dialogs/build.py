@@ -436,8 +436,9 @@ class BuildDialog(QDialog):
     def _on_built(self, image_id: object) -> None:
         self.result_image_id = str(image_id)
         assert self._options is not None
-        tags = ", ".join(self._options.tags) or "no tags"
-        self.banner.show_success(f"Built {self.result_image_id} ({tags}).")
+        tags = ", ".join(self._options.tags)
+        title = f"Built {tags}" if tags else "Built an untagged image"
+        self.banner.show_success(f"{title}\nImage ID: {self.result_image_id}")
         self._finish("succeeded", image_id=self.result_image_id)
         self.imagesChanged.emit()
 

@@ -276,7 +276,8 @@ class BuildHistoryDialog(QDialog):
         started = record.started.astimezone()
         when = f"{started:%Y-%m-%d %H:%M:%S}, {format_duration(record.duration)}"
         if record.result == "succeeded":
-            self.banner.show_success(f"Built {record.image_id} ({when}).")
+            tags = ", ".join(record.tags) or "an untagged image"
+            self.banner.show_success(f"Built {tags} ({when})\nImage ID: {record.image_id}")
         elif record.result == "cancelled":
             self.banner.show_message("warning", f"Cancelled ({when}).")
         else:

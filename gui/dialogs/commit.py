@@ -88,10 +88,10 @@ class CommitDialog(QDialog):
         self.container_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.container_view.verticalHeader().setVisible(False)
         self.container_view.setAlternatingRowColors(True)
+        self.container_view.setWordWrap(False)
         header = self.container_view.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.container_view.selectionModel().selectionChanged.connect(self._validate)
         self.container_status = QLabel("Loading containers…", self)
 
@@ -158,7 +158,7 @@ class CommitDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.banner)
         layout.addLayout(buttons)
-        self.resize(680, 600)
+        self.resize(700, 640)
 
         self._hint_style(self.changes_hint)
         self._validate()
@@ -187,6 +187,8 @@ class CommitDialog(QDialog):
             ]
             row[0].setToolTip(found.id)
             self.container_model.appendRow(row)
+        self.container_view.resizeColumnToContents(0)
+        self.container_view.resizeColumnToContents(2)
         if not self.containers:
             self.container_status.setText("There are no containers to commit.")
         else:
@@ -303,9 +305,8 @@ class CommitDialog(QDialog):
         self.result_image_id = str(image_id)
         _problem, description = self._reference_problem()
         named = description.removeprefix("Will be tagged ") if self.repository_field.text() else ""
-        self.banner.show_success(
-            f"Committed {named + ' — ' if named else ''}image ID {self.result_image_id}"
-        )
+        title = f"Committed {named}" if named else "Committed an untagged image"
+        self.banner.show_success(f"{title}\nImage ID: {self.result_image_id}")
         self._validate()
         self.imagesChanged.emit()
         self.commitFinished.emit(self.result_image_id)

@@ -8,20 +8,19 @@ and lists docker's Untagged:/Deleted: lines, or the error, for each.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QTreeWidget,
-    QTreeWidgetItem,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -171,11 +170,10 @@ class DeleteDialog(QDialog):
             "Deleting removes the tag; the image itself goes when no tag, child image or "
             "container is left."
         )
-        self.tree = QTreeWidget(self)
-        self.tree.setHeaderHidden(True)
-        self.tree.setColumnCount(1)
-        self.tree.setWordWrap(True)
-        self.tree.setUniformRowHeights(False)
+        # Rich text rather than a tree: refusals are sentences and must wrap, not be cut off.
+        self.report = QTextBrowser(self)
+        self.report.setOpenLinks(False)
+        self._lines: list[tuple[int, str, Tone | None]] = []
 
         self.force_box = QCheckBox("Force", self)
         self.force_box.setToolTip(
@@ -208,7 +206,7 @@ class DeleteDialog(QDialog):
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.heading)
-        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.report, 1)
         layout.addWidget(self.force_box)
         layout.addWidget(force_hint)
         layout.addWidget(self.banner)
@@ -232,8 +230,9 @@ class DeleteDialog(QDialog):
             self._stale = True
             return
         self.delete_button.setEnabled(False)
-        self.tree.clear()
-        QTreeWidgetItem(self.tree, ["Checking what will be deleted…"])
+        self._clear_report()
+        self._add_line(0, "Checking what will be deleted…", None)
+        self._render_report()
         backend, references, force = self.backend, list(self.references), self.force
         self._task = self.runner.call(
             "preview removal",
@@ -249,18 +248,20 @@ class DeleteDialog(QDialog):
             self.refresh_preview()
             return
         self.previews = list(previews)  # type: ignore[call-overload]
-        self.tree.clear()
+        self._clear_report()
         for preview in self.previews:
-            top = self._reference_item(preview.reference)
+            self._add_line(0, preview.reference, None)
             if preview.plan is not None:
                 for entry in preview.plan.entries:
-                    self._line(top, str(entry), None)
+                    self._add_line(1, str(entry), None)
             else:
-                self._line(top, preview.refusal or "", "error")
+                self._add_line(1, preview.refusal or "", "error")
             for holder in preview.holders:
                 state = "running" if holder.running else "stopped"
-                self._line(top, f"Held by container {holder.name} ({state}: {holder.status})", None)
-        self.tree.expandAll()
+                self._add_line(
+                    1, f"Held by container {holder.name} ({state}: {holder.status})", None
+                )
+        self._render_report()
         allowed = [p for p in self.previews if p.plan is not None]
         refused = len(self.previews) - len(allowed)
         self.delete_button.setEnabled(bool(allowed))
@@ -278,19 +279,15 @@ class DeleteDialog(QDialog):
     def _on_preview_error(self, error: LayerdeckError) -> None:
         self._task = None
         self._stale = False
-        self.tree.clear()
+        self._clear_report()
+        self._render_report()
         self.banner.show_error(f"Could not check what will be deleted: {error}")
         self.delete_button.setEnabled(False)
         self.previewReady.emit()
 
     def preview_lines(self) -> list[str]:
-        """Every line of the tree, depth-first, for tests and screen readers."""
-        lines = []
-        for index in range(self.tree.topLevelItemCount()):
-            top = self.tree.topLevelItem(index)
-            lines.append(top.text(0))
-            lines.extend(top.child(child).text(0) for child in range(top.childCount()))
-        return lines
+        """Every line of the report, references first then what happens to each."""
+        return [text for _depth, text, _tone in self._lines]
 
     # Delete
 
@@ -313,14 +310,14 @@ class DeleteDialog(QDialog):
         self._task = None
         self._done = True
         self.outcomes = list(outcomes)  # type: ignore[call-overload]
-        self.tree.clear()
+        self._clear_report()
         for outcome in self.outcomes:
-            top = self._reference_item(outcome.reference)
+            self._add_line(0, outcome.reference, None)
             for entry in outcome.entries:
-                self._line(top, str(entry), None)
+                self._add_line(1, str(entry), "success")
             if outcome.error is not None:
-                self._line(top, outcome.error, "error")
-        self.tree.expandAll()
+                self._add_line(1, outcome.error, "error")
+        self._render_report()
         failed = sum(1 for o in self.outcomes if o.error is not None)
         succeeded = len(self.outcomes) - failed
         if failed:
@@ -343,18 +340,23 @@ class DeleteDialog(QDialog):
         self.refresh_preview()
         self.deleteFinished.emit()
 
-    # Tree rows
+    # The report
 
-    def _reference_item(self, reference: str) -> QTreeWidgetItem:
-        item = QTreeWidgetItem(self.tree, [reference])
-        font = QFont(item.font(0))
-        font.setBold(True)
-        item.setFont(0, font)
-        return item
+    def _clear_report(self) -> None:
+        self._lines.clear()
 
-    def _line(self, parent: QTreeWidgetItem, text: str, tone: Tone | None) -> None:
-        item = QTreeWidgetItem(parent, [text])
-        item.setToolTip(0, text)
-        item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
-        if tone is not None:
-            item.setForeground(0, tone_colour(self, tone))
+    def _add_line(self, depth: int, text: str, tone: Tone | None) -> None:
+        self._lines.append((depth, text, tone))
+
+    def _render_report(self) -> None:
+        parts = []
+        for depth, text, tone in self._lines:
+            style = "margin: 0;"
+            if depth == 0:
+                style += " font-weight: bold; margin-top: 6px;"
+            else:
+                style += " margin-left: 18px;"
+            if tone is not None:
+                style += f" color: {tone_colour(self, tone).name()};"
+            parts.append(f'<p style="{style}">{html.escape(text)}</p>')
+        self.report.setHtml("".join(parts))
