@@ -1,7 +1,8 @@
-"""Toolbar and menu icons, drawn from the SVGs in resources/icons/ in the palette's text colour.
+"""Toolbar and menu icons from the SVGs in resources/icons/, drawn in the palette's text colour.
 
-The SVGs draw with `currentColor`; it is replaced by the palette's ButtonText colour before
-rendering, so the icons stay readable in the light and the dark scheme alike.
+The SVGs draw with `currentColor`. Each icon is a QIconEngine that substitutes the current
+palette's ButtonText colour (the disabled one for disabled icons) every time it draws, so
+icons follow a switch between the light and the dark scheme without being recreated.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QGuiApplication, QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtCore import QByteArray, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QGuiApplication, QIcon, QIconEngine, QPainter, QPalette, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
 log = logging.getLogger(__name__)
-
-ICON_SIZES = (16, 22, 24, 32, 48)
 
 
 def resources_dir() -> Path:
@@ -34,30 +33,55 @@ def app_icon() -> QIcon:
 
 
 def icon(name: str) -> QIcon:
-    """The icon resources/icons/<name>.svg in the current palette's text colour."""
-    colour = QGuiApplication.palette().color(QPalette.ColorRole.ButtonText).name()
-    disabled = QGuiApplication.palette().color(
-        QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText
-    )
-    return _render(name, colour, disabled.name())
+    """The icon resources/icons/<name>.svg, drawn in the current palette's text colour."""
+    source = _svg_source(name)
+    if source is None:
+        return QIcon()
+    return QIcon(PaletteIconEngine(source))
+
+
+class PaletteIconEngine(QIconEngine):
+    """Draws a `currentColor` SVG in the palette's ButtonText colour of the moment."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self._source = source
+
+    def paint(self, painter: QPainter, rect: QRect, mode: QIcon.Mode, state: QIcon.State) -> None:
+        """Render the SVG into rect in the colour for mode."""
+        group = (
+            QPalette.ColorGroup.Disabled
+            if mode == QIcon.Mode.Disabled
+            else QPalette.ColorGroup.Normal
+        )
+        colour = QGuiApplication.palette().color(group, QPalette.ColorRole.ButtonText).name()
+        _renderer(self._source, colour).render(painter, QRectF(rect))
+
+    def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
+        """A transparent pixmap of size with the icon painted in it."""
+        pixmap = QPixmap(size)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        self.paint(painter, QRect(0, 0, size.width(), size.height()), mode, state)
+        painter.end()
+        return pixmap
+
+    def clone(self) -> QIconEngine:
+        """A copy (QIcon detaches through this)."""
+        return PaletteIconEngine(self._source)
 
 
 @cache
-def _render(name: str, colour: str, disabled_colour: str) -> QIcon:
+def _svg_source(name: str) -> str | None:
     path = resources_dir() / "icons" / f"{name}.svg"
     try:
-        source = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError:
         log.warning("icon %s is missing (%s)", name, path)
-        return QIcon()
-    result = QIcon()
-    for mode, fill in ((QIcon.Mode.Normal, colour), (QIcon.Mode.Disabled, disabled_colour)):
-        renderer = QSvgRenderer(QByteArray(source.replace("currentColor", fill).encode()))
-        for size in ICON_SIZES:
-            pixmap = QPixmap(size, size)
-            pixmap.fill(Qt.GlobalColor.transparent)
-            painter = QPainter(pixmap)
-            renderer.render(painter)
-            painter.end()
-            result.addPixmap(pixmap, mode)
-    return result
+        return None
+
+
+@cache
+def _renderer(source: str, colour: str) -> QSvgRenderer:
+    # One renderer per icon and colour: parsing the SVG on every paint would be wasteful.
+    return QSvgRenderer(QByteArray(source.replace("currentColor", colour).encode()))

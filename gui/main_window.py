@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPoint, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -72,11 +72,12 @@ class MessageBanner(QFrame):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # First: changeEvent redraws it, and the calls below already send a PaletteChange.
+        self.icon_label = QLabel(self)
+        self.icon_label.setPixmap(icon("warning").pixmap(20, 20))
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setAutoFillBackground(True)
         self.setBackgroundRole(QPalette.ColorRole.AlternateBase)
-        self.icon_label = QLabel(self)
-        self.icon_label.setPixmap(icon("warning").pixmap(20, 20))
         self.text = QLabel(self)
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -97,6 +98,12 @@ class MessageBanner(QFrame):
         layout.addWidget(self.retry_button)
         layout.addWidget(close)
         self.hide()
+
+    def changeEvent(self, event: QEvent) -> None:
+        """Redraw the warning sign in the new text colour when the scheme changes."""
+        if event.type() == QEvent.Type.PaletteChange:
+            self.icon_label.setPixmap(icon("warning").pixmap(20, 20))
+        super().changeEvent(event)
 
     def show_message(self, text: str, retry: bool = False) -> None:
         """Show text (replacing any previous message); retry adds the Retry button."""
@@ -151,7 +158,6 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._update_actions()
         self._update_empty_text()
-        QGuiApplication.styleHints().colorSchemeChanged.connect(self._recolour_icons)
         self._restore_layout()
 
     # Construction
@@ -169,7 +175,6 @@ class MainWindow(QMainWindow):
         action.setObjectName(name)
         if icon_name:
             action.setIcon(icon(icon_name))
-            action.setProperty("iconName", icon_name)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         action.setToolTip(tip or text.replace("…", ""))
@@ -826,13 +831,6 @@ class MainWindow(QMainWindow):
             self.open_build(context=path.parent, dockerfile=path)
 
     # Looks and lifetime
-
-    def _recolour_icons(self, *_args: object) -> None:
-        for action in self.actions():
-            name = action.property("iconName")
-            if isinstance(name, str):
-                action.setIcon(icon(name))
-        self.banner.icon_label.setPixmap(icon("warning").pixmap(20, 20))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Remember the layout, stop following changes and close the back end."""

@@ -79,7 +79,11 @@ class HistoryView(QTableView):
         super().setModel(model)  # type: ignore[arg-type]
         header = self.horizontalHeader()
         header.setSectionResizeMode(COL_CREATED_BY, QHeaderView.ResizeMode.Stretch)
-        em = self.fontMetrics().horizontalAdvance("M")
-        self.setColumnWidth(COL_SIZE, 7 * em)
-        self.setColumnWidth(COL_SHARE, 10 * em)
-        self.setColumnWidth(COL_CREATED, 10 * em)
+        metrics = self.fontMetrics()
+        padding = 3 * metrics.horizontalAdvance(" ") + 12
+        for column, sample in (
+            (COL_SIZE, "999.9MB"),
+            (COL_SHARE, "Relative size"),
+            (COL_CREATED, "About a minute ago"),
+        ):
+            self.setColumnWidth(column, metrics.horizontalAdvance(sample) + padding)

@@ -2,7 +2,8 @@
 
 Run `python3 tests/gui/screenshots.py`: it starts the private dockerd and registry (as the
 tests do), builds a few example images, opens the window offscreen at 1280x800 and grabs
-main-window.png (Inspect tab), main-window-history.png (History tab) and
+main-window.png (Inspect tab), main-window-history.png (History tab),
+main-window-dark.png (the Inspect tab in a dark palette) and
 main-window-unavailable.png (an engine that does not answer).
 """
 
@@ -21,6 +22,7 @@ sys.path[:0] = [str(ROOT), str(TESTS)]
 
 from harness import Services, running_services  # noqa: E402
 from PySide6.QtCore import QEventLoop, QSettings, QTimer, SignalInstance  # noqa: E402
+from PySide6.QtGui import QColor, QPalette  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from gui.main_window import MainWindow  # noqa: E402
@@ -88,6 +90,41 @@ def make_examples(services: Services) -> None:
     services.docker("create", "--network", "none", "--name", "web-preview", "example/web:1.4")
 
 
+def dark_palette() -> QPalette:
+    """The palette of a dark desktop (Fusion's dark colours)."""
+    palette = QPalette()
+    colours = {
+        QPalette.ColorRole.Window: "#2b2b2b",
+        QPalette.ColorRole.WindowText: "#e6e6e6",
+        QPalette.ColorRole.Base: "#1e1e1e",
+        QPalette.ColorRole.AlternateBase: "#262626",
+        QPalette.ColorRole.ToolTipBase: "#3a3a3a",
+        QPalette.ColorRole.ToolTipText: "#e6e6e6",
+        QPalette.ColorRole.PlaceholderText: "#8c8c8c",
+        QPalette.ColorRole.Text: "#e6e6e6",
+        QPalette.ColorRole.Button: "#353535",
+        QPalette.ColorRole.ButtonText: "#e6e6e6",
+        QPalette.ColorRole.BrightText: "#ffffff",
+        QPalette.ColorRole.Light: "#474747",
+        QPalette.ColorRole.Midlight: "#3d3d3d",
+        QPalette.ColorRole.Mid: "#2f2f2f",
+        QPalette.ColorRole.Dark: "#1a1a1a",
+        QPalette.ColorRole.Shadow: "#000000",
+        QPalette.ColorRole.Highlight: "#2f7fd1",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.Link: "#6cb4ff",
+    }
+    for role, colour in colours.items():
+        palette.setColor(role, QColor(colour))
+    for role in (
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+        QPalette.ColorRole.WindowText,
+    ):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7a7a7a"))
+    return palette
+
+
 def grab(window: MainWindow, name: str) -> None:
     """Write the window as docs/screenshots/<name>."""
     settle()
@@ -124,6 +161,13 @@ def main() -> int:
             grab(window, "main-window.png")
             window.detail.tabs.setCurrentIndex(TAB_HISTORY)
             grab(window, "main-window-history.png")
+            # The offscreen platform has no colour scheme of its own: apply the palette a
+            # dark desktop would give, to check nothing is drawn in a fixed colour.
+            light = app.palette()
+            app.setPalette(dark_palette())
+            window.detail.tabs.setCurrentIndex(TAB_INSPECT)
+            grab(window, "main-window-dark.png")
+            app.setPalette(light)
             window.close()
 
             missing = Source(
