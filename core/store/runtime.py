@@ -65,7 +65,8 @@ EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_MAX_MOUNT_DATA = 4000  # the kernel takes one page of mount options
+_MAX_MOUNT_DATA = 4000
+_MAX_LINE = 64 * 1024  # the kernel takes one page of mount options
 
 _ADJECTIVES = (
     "admiring", "bold", "brave", "busy", "calm", "clever", "eager", "focused", "gentle",
@@ -417,13 +418,16 @@ class Runtime:
                 raise Conflict(
                     f"container {record.name} is already running", containers=[record.name]
                 ) from exc
-            return self._run_locked(record, directory, flags, on_event, cancel, stdin_tty)
+            return self._run_locked(
+                record, directory, flags, lock.fileno(), on_event, cancel, stdin_tty
+            )
 
     def _run_locked(
         self,
         record: ContainerRecord,
         directory: Path,
         flags: Sequence[str],
+        lock_fd: int,
         on_event: EventSink,
         cancel: CancelToken,
         stdin_tty: bool,
@@ -431,6 +435,7 @@ class Runtime:
         cancel.raise_if_cancelled()
         error_read, error_write = os.pipe()
         plan = _init_plan(record, directory, rootless=os.geteuid() != 0, error_fd=error_write)
+        plan["close_fds"] = [lock_fd]
         (directory / "init.json").write_text(json.dumps(plan))
         argv = [
             "unshare",
@@ -450,7 +455,9 @@ class Runtime:
                 stdin=None if stdin_tty else subprocess.DEVNULL,
                 stdout=pipes,
                 stderr=pipes,
-                pass_fds=(error_write,),
+                # unshare keeps the run lock while the container lives, even if this
+                # process dies first, so the container never shows as stopped while it runs.
+                pass_fds=(error_write, lock_fd),
                 start_new_session=not stdin_tty,
                 cwd="/",
             )
@@ -636,6 +643,10 @@ def _stream(
                 if name == "stderr" and len(first_stderr) < 4096:
                     first_stderr += chunk
                 *lines, buffers[name] = (buffers[name] + chunk).split(b"\n")
+                if len(buffers[name]) > _MAX_LINE:
+                    # Output without newlines (progress bars, binary) still comes through.
+                    lines.append(buffers[name])
+                    buffers[name] = b""
                 for line in lines:
                     _emit(on_event, line, name)
         while process.poll() is None:
@@ -742,6 +753,9 @@ def container_init(plan_path: str) -> NoReturn:
     """
     plan = json.loads(Path(plan_path).read_text())
     error_fd = int(plan["error_fd"])
+    for fd in plan.get("close_fds", []):
+        with contextlib.suppress(OSError):
+            os.close(int(fd))  # unshare, our parent, holds these for as long as we live
     try:
         _prepare_root(plan)
         uid, gid, groups, home = _resolve_user(str(plan["user"]))

@@ -346,3 +346,99 @@ def _run_rootless(root: Path, rootfs_tar: Path) -> None:
         capture_output=True, text=True, timeout=120, cwd="/",
     )  # fmt: skip
     assert result.stdout.split() == ["0", "exit", "0"], result.stderr
+
+
+def test_terminal_mode_passes_stdin_and_stdout_through(
+    services: Any, base_layer: Path, tmp_path: Path
+) -> None:
+    root_dir = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from pathlib import Path;"
+        "from core.models import CancelToken, ContainerSpec;"
+        "from core.store.runtime import Runtime;"
+        "r = Runtime(Path(sys.argv[2]));"
+        "c = r.create('sha256:' + '1' * 64, {'config': {'Cmd': ['sh']}}, [Path(sys.argv[3])],"
+        " ContainerSpec(image='base', tty=True));"
+        "sys.stdout.flush();"
+        "sys.exit(r.run(c, lambda e: None, CancelToken(), stdin_tty=True))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(root_dir), str(tmp_path / "store"), str(base_layer)],
+        input="echo typed-$TERM\nexit 4\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.stdout.splitlines() == ["typed-xterm"], result.stderr
+    assert result.returncode == 4
+
+
+def test_without_unshare_running_names_the_engine_back_end(
+    runtime: Runtime, base_layer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.errors import BackendUnavailable
+    from core.store import runtime as runtime_module
+
+    container = runtime.create(IMAGE_ID, IMAGE_CONFIG, [base_layer], ContainerSpec(image="b"))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    runtime_module.namespace_flags.cache_clear()
+    try:
+        with pytest.raises(BackendUnavailable, match="Docker engine back end"):
+            runtime.run(container, Output(), CancelToken())
+    finally:
+        runtime_module.namespace_flags.cache_clear()
+    assert runtime.record(container).status == "created"
+
+
+def test_store_backend_runs_a_container_of_a_loaded_image(services: Any, tmp_path: Path) -> None:
+    from core.models import ignore_events
+    from core.store.backend import StoreBackend
+
+    saved = subprocess.run(
+        ["docker", "save", services.base_image],
+        env=services.docker_env, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    backend = StoreBackend(tmp_path / "store")
+    backend.load(io.BytesIO(saved), ignore_events, CancelToken())
+    container = backend.create_container(
+        ContainerSpec(image=services.base_image, command=("sh", "-c", "echo $PATH"))
+    )
+    output = Output()
+    assert backend.run_container(container, output, CancelToken()) == 0
+    assert output.text() == ["/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    (summary,) = backend.list_containers()
+    assert (summary.id, summary.image) == (container, services.base_image)
+    backend.remove_container(container)
+    assert backend.list_containers() == []
+
+
+def test_container_outliving_its_killed_runner_still_shows_running(
+    runtime: Runtime, base_layer: Path
+) -> None:
+    container = runtime.create(
+        IMAGE_ID,
+        IMAGE_CONFIG,
+        [base_layer],
+        ContainerSpec(image="base", command=("sh", "-c", "echo started; exec sleep 600")),
+    )
+    root_dir = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from pathlib import Path;"
+        "from core.models import CancelToken;"
+        "from core.store.runtime import Runtime;"
+        "r = Runtime(Path(sys.argv[2]));"
+        "r.run(sys.argv[3], lambda e: print(e.text, flush=True), CancelToken())"
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-c", script, str(root_dir), str(runtime.root), container],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert runner.stdout is not None
+        assert runner.stdout.readline().strip() == "started"
+        runner.kill()
+        runner.wait(30)
+        assert runtime.is_running(container)
+        assert runtime.list()[0].status.startswith("Up ")
+    finally:
+        runtime.remove(container, force=True)
+    assert runtime.list() == []
