@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ from gui.dialogs.banner import is_dark, tone_colour
 log = logging.getLogger(__name__)
 
 BATCH_MS = 50
+# At most this long drawing per turn of the event loop, in chunks of DRAW_CHUNK entries.
+FRAME_BUDGET_S = 0.03
+DRAW_CHUNK = 200
 MAX_LINES = 100_000
 MAX_COUNTED_MATCHES = 10_000
 ERROR_MARKER = "\u258c "  # a left half block: the "left marker" of an error line
@@ -249,7 +253,7 @@ class BuildLogView(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(BATCH_MS)
-        self._timer.timeout.connect(self.flush)
+        self._timer.timeout.connect(self._draw_some)
 
         self.text = QPlainTextEdit(self)
         self.text.setReadOnly(True)
@@ -341,7 +345,7 @@ class BuildLogView(QWidget):
         """Queue one event; it is drawn with the next batch (within BATCH_MS)."""
         self._pending.append(event)
         if not self._timer.isActive():
-            self._timer.start()
+            self._timer.start(BATCH_MS)
 
     def append_error(self, message: str) -> None:
         """Queue an error line (red, with a left marker)."""
@@ -378,6 +382,21 @@ class BuildLogView(QWidget):
         batch, self._pending = self._pending, []
         self._entries.extend(batch)
         self._render(batch)
+        self.flushed.emit()
+
+    def _draw_some(self) -> None:
+        """Draw queued entries for at most FRAME_BUDGET_S, then let the window breathe."""
+        deadline = time.perf_counter() + FRAME_BUDGET_S
+        drawn = 0
+        while drawn < len(self._pending) and time.perf_counter() < deadline:
+            chunk = self._pending[drawn : drawn + DRAW_CHUNK]
+            self._render(chunk)
+            drawn += len(chunk)
+        self._entries.extend(self._pending[:drawn])
+        del self._pending[:drawn]
+        if self._pending:
+            # More than one frame's worth: draw the rest after input and paint events ran.
+            self._timer.start(0)
         self.flushed.emit()
 
     def mark_failed_step(self, step: int | None) -> None:

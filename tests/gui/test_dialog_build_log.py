@@ -114,12 +114,22 @@ def test_layer_progress_redraws_its_own_line(view: BuildLogView) -> None:
 
 
 def test_events_are_batched_until_the_timer_fires(view: BuildLogView, qtbot: QtBot) -> None:
-    for n in range(2000):
+    for n in range(500):
         view.append_event(LogLine(f"line {n}"))
     assert view.text.document().blockCount() == 1
-    with qtbot.waitSignal(view.flushed, timeout=2000):
+    qtbot.waitUntil(lambda: view.text.document().blockCount() == 500, timeout=5000)
+    assert view.text.toPlainText().splitlines()[-1] == "line 499"
+
+
+def test_a_flood_of_lines_is_drawn_over_several_turns(view: BuildLogView, qtbot: QtBot) -> None:
+    for n in range(20_000):
+        view.append_event(LogLine(f"line {n}"))
+    with qtbot.waitSignal(view.flushed, timeout=5000):
         pass
-    assert view.text.document().blockCount() == 2000
+    # One turn draws only a frame's worth, so the window keeps answering input meanwhile.
+    assert 1 < view.text.document().blockCount() < 20_000
+    qtbot.waitUntil(lambda: view.text.document().blockCount() == 20_000, timeout=60_000)
+    assert view.entries()[-1] == LogLine("line 19999")
 
 
 def _fill(view: BuildLogView, count: int, start: int = 0) -> None:
