@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,12 +15,20 @@ from PySide6.QtCore import QItemSelectionModel, QSettings, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
+import gui.app as app_module
 from core.models import ImageSummary
+from gui.app import screen_problem
 from gui.main_window import NO_MATCH_HINT, STATE_CONNECTED, STATE_UNAVAILABLE, MainWindow
 from gui.models.history import FRACTION_ROLE
 from gui.models.images import COL_SIZE, ROW_ROLE
 from gui.models.json_tree import VALUE_ROLE
-from gui.sources import Source, engine_label, remembered_source
+from gui.sources import (
+    Source,
+    discover_sources,
+    engine_label,
+    remember_source,
+    remembered_source,
+)
 from gui.views.detail_pane import TAB_HISTORY
 from gui.workers import TaskRunner
 
@@ -244,6 +253,18 @@ def test_refresh_follows_engine_events(qtbot, window: MainWindow, services: Serv
     qtbot.waitUntil(lambda: row_of(window, "layerdeck-gui/tagged:now") < 0, timeout=WAIT_MS)
 
 
+def test_a_burst_of_changes_makes_one_refresh(qtbot, window: MainWindow) -> None:
+    refreshed: list[bool] = []
+    window.imagesRefreshed.connect(lambda: refreshed.append(True))
+    for _ in range(50):
+        window.schedule_refresh()
+    qtbot.waitUntil(lambda: bool(refreshed), timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: not window._refresh_timer.isActive() and window._listing is None, timeout=WAIT_MS
+    )
+    assert refreshed == [True]
+
+
 def test_selection_survives_a_refresh(qtbot, window: MainWindow) -> None:
     row = row_of(window, "layerdeck-gui/medium:1")
     window.table.selectionModel().select(
@@ -393,3 +414,98 @@ def test_dropping_a_folder_opens_the_build_dialog(
         window.build_dropped(tmp_path)
     assert isinstance(opened.args[0], build.BuildDialog)
     opened.args[0].close()
+
+
+# Source discovery and the launcher's screen check (no window, no engine).
+
+
+def write_context(home: Path, name: str, host: str) -> None:
+    """A Docker context the way `docker context create` stores it."""
+    meta = home / ".docker" / "contexts" / "meta" / f"hash-{name}"
+    meta.mkdir(parents=True)
+    document = {"Name": name, "Metadata": {}, "Endpoints": {"docker": {"Host": host}}}
+    (meta / "meta.json").write_text(json.dumps(document))
+
+
+def test_discovery_lists_docker_host_current_context_first_then_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAYERDECK_STORE", str(tmp_path / "store"))
+    write_context(tmp_path, "remote", "ssh://builder@example.invalid")
+    write_context(tmp_path, "other", "tcp://127.0.0.1:2376")
+    (tmp_path / ".docker" / "config.json").write_text(json.dumps({"currentContext": "remote"}))
+    sources = discover_sources(
+        environ={"DOCKER_HOST": "unix:///run/custom.sock"},
+        home=tmp_path,
+        default_socket=tmp_path / "no-docker.sock",
+    )
+    assert [source.location for source in sources] == [
+        "unix:///run/custom.sock",
+        "ssh://builder@example.invalid",
+        "tcp://127.0.0.1:2376",
+        str(tmp_path / "store"),
+    ]
+    assert sources[-1].kind == "store"
+
+
+def test_discovery_finds_the_default_and_podman_sockets_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAYERDECK_STORE", str(tmp_path / "store"))
+    default = tmp_path / "docker.sock"
+    default.touch()
+    podman = tmp_path / "runtime" / "podman" / "podman.sock"
+    podman.parent.mkdir(parents=True)
+    podman.touch()
+    sources = discover_sources(
+        environ={"XDG_RUNTIME_DIR": str(tmp_path / "runtime"), "DOCKER_HOST": f"unix://{default}"},
+        home=tmp_path,
+        default_socket=default,
+    )
+    assert [source.location for source in sources] == [
+        f"unix://{default}",
+        f"unix://{podman}",
+        str(tmp_path / "store"),
+    ]
+    assert "Podman" in sources[1].label
+
+
+def test_a_broken_context_file_does_not_hide_the_others(tmp_path: Path) -> None:
+    write_context(tmp_path, "good", "tcp://127.0.0.1:2375")
+    broken = tmp_path / ".docker" / "contexts" / "meta" / "broken"
+    broken.mkdir()
+    (broken / "meta.json").write_text("{not json")
+    sources = discover_sources(environ={}, home=tmp_path, default_socket=tmp_path / "none")
+    assert "tcp://127.0.0.1:2375" in [source.location for source in sources]
+
+
+def test_source_keys_round_trip_through_settings(tmp_path: Path, qapp: QApplication) -> None:
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    store = Source("store", "Built-in store", str(tmp_path / "store"))
+    remember_source(settings, store)
+    assert remembered_source(settings) == Source.from_key(store.key)
+    assert remembered_source(settings).kind == "store"
+
+
+def test_no_display_means_no_screen_message() -> None:
+    problem = screen_problem({})
+    assert problem is not None and "DISPLAY" in problem
+
+
+def test_missing_x_libraries_are_named_as_debian_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(name: str) -> None:
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(app_module.ctypes, "CDLL", refuse)
+    problem = screen_problem({"DISPLAY": ":0"})
+    assert problem is not None
+    assert (
+        "apt-get install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 "
+        "libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0" in problem
+    )
+
+
+def test_wayland_and_offscreen_need_no_x_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_module, "missing_xcb_packages", lambda: ["libxcb-cursor0"])
+    assert screen_problem({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}) is None
+    assert screen_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
