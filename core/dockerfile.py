@@ -305,6 +305,7 @@ def _assemble(instructions: list[Instruction], escape: str) -> ParsedDockerfile:
     current: tuple[Instruction, list[Instruction]] | None = None
 
     def close() -> None:
+        """End the stage being collected."""
         if current is None:
             return
         from_instruction, body = current
@@ -351,6 +352,7 @@ class _Words:
         self.in_word = False
 
     def add_char(self, char: str) -> None:
+        """An unquoted character: white space ends the current word."""
         if char.isspace():
             if self.in_word and self.word:
                 self.words.append(self.word)
@@ -360,18 +362,22 @@ class _Words:
             self.add_raw_char(char)
 
     def add_raw_char(self, char: str) -> None:
+        """A quoted or escaped character: always part of the word."""
         self.word += char
         self.in_word = True
 
     def add_string(self, text: str) -> None:
+        """A variable's value: split on its white space, as the shell does."""
         for char in text:
             self.add_char(char)
 
     def add_raw_string(self, text: str) -> None:
+        """A quoted string: kept whole."""
         self.word += text
         self.in_word = True
 
     def result(self) -> list[str]:
+        """The words collected so far, the last one included."""
         if self.word:
             self.words.append(self.word)
             self.word = ""
@@ -389,15 +395,18 @@ class _Lexer:
         self.escape = escape
 
     def peek(self) -> str:
+        """The next character, or "" at the end."""
         return self.text[self.position] if self.position < len(self.text) else ""
 
     def next(self) -> str:
+        """Consume and return the next character, or "" at the end."""
         char = self.peek()
         if char:
             self.position += 1
         return char
 
     def process(self, stop: str = "") -> tuple[str, list[str]]:
+        """Expand up to stop (or the end): the text and its words."""
         result: list[str] = []
         words = _Words()
         while self.peek():
@@ -432,6 +441,7 @@ class _Lexer:
         return "".join(result), words.result()
 
     def single_quote(self) -> str:
+        """Single quotes: everything literal up to the closing quote."""
         self.next()
         result: list[str] = []
         while True:
@@ -443,6 +453,7 @@ class _Lexer:
             result.append(char)
 
     def double_quote(self) -> str:
+        """Double quotes: $ expands; a backslash escapes only a quote, $ and itself."""
         self.next()
         result: list[str] = []
         while True:
@@ -465,6 +476,7 @@ class _Lexer:
             result.append(char)
 
     def dollar(self) -> str:
+        """$NAME, ${NAME} and ${NAME:-word} style substitutions."""
         self.next()
         if self.peek() != "{":
             name = self.name()
@@ -500,6 +512,7 @@ class _Lexer:
         return value
 
     def name(self) -> str:
+        """A variable name: letters, digits, _; or one digit run or special parameter."""
         result: list[str] = []
         while self.peek():
             char = self.peek()

@@ -60,6 +60,7 @@ class _HashingSink:
         self.hasher: Any = self.shared if self.shared is not None else hashlib.sha256()
 
     def write(self, data: bytes) -> int:
+        """Pass data on, counting (and hashing) it."""
         self.writer.write(data)
         if self.shared is None:
             self.hasher.update(data)
@@ -67,6 +68,7 @@ class _HashingSink:
         return len(data)
 
     def digest(self) -> str:
+        """The sha256 of everything written."""
         return "sha256:" + str(self.hasher.hexdigest())
 
 
@@ -113,6 +115,7 @@ def _walk(root: Path) -> Iterator[tuple[Path, str]]:
     contents; relative names use '/'."""
 
     def visit(directory: Path, prefix: str) -> Iterator[tuple[Path, str]]:
+        """One directory's entries, recursing into subdirectories."""
         with os.scandir(directory) as scan:
             entries = sorted(scan, key=lambda entry: os.fsencode(entry.name))
         for entry in entries:

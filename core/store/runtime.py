@@ -1040,6 +1040,7 @@ def _lock_held(path: Path) -> bool:
 
 def _remove_tree(path: Path) -> None:
     def make_writable(func: Any, target: str, _exc: Any) -> None:
+        """Retry a removal after making the parent writable (read-only dirs in layers)."""
         with contextlib.suppress(OSError):
             os.chmod(os.path.dirname(target), 0o755)
             func(target)
