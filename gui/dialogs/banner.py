@@ -36,6 +36,18 @@ def tone_colour(widget: QWidget, tone: Tone) -> QColor:
     return QColor(dark if is_dark(widget) else light)
 
 
+def set_status(label: QLabel, text: str, tone: Tone | None = None) -> None:
+    """Show text in a small status label: a quiet hint, or in a tone (an inline error)."""
+    label.setText(text)
+    if tone is None:
+        # A palette role, not a fixed colour, so a hint follows a later scheme change.
+        label.setStyleSheet("")
+        label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        return
+    parent = label.parentWidget() or label
+    label.setStyleSheet(f"color: {tone_colour(parent, tone).name()};")
+
+
 class MessageBanner(QLabel):
     """A one-paragraph message with a tinted background; hidden while there is none."""
 

@@ -21,7 +21,6 @@ from PySide6.QtGui import (
     QCloseEvent,
     QColor,
     QFontDatabase,
-    QPalette,
     QTextCharFormat,
     QTextCursor,
     QTextFormat,
@@ -54,7 +53,7 @@ from core.backend import Backend
 from core.errors import BuildFailed, Cancelled, InvalidReference, LayerdeckError
 from core.models import BuildOptions, BuildStep, DockerfileProblem, Event
 from core.reference import parse_reference
-from gui.dialogs.banner import MessageBanner, Tone, tone_colour
+from gui.dialogs.banner import MessageBanner, set_status, tone_colour
 from gui.dialogs.build_log import BuildLogView, LogError
 from gui.dialogs.build_records import BuildHistory, BuildRecord, BuildResult
 from gui.workers import TaskHandle, TaskRunner
@@ -338,11 +337,11 @@ class BuildDialog(QDialog):
                 tag_problem = str(exc)
                 break
         if tag_problem is not None:
-            self._set_status(self.tags_status, tag_problem, "error")
+            set_status(self.tags_status, tag_problem, "error")
         elif normalised:
-            self._set_status(self.tags_status, "Will tag " + ", ".join(normalised), None)
+            set_status(self.tags_status, "Will tag " + ", ".join(normalised), None)
         else:
-            self._set_status(self.tags_status, "No tags: the image gets only an ID.", None)
+            set_status(self.tags_status, "No tags: the image gets only an ID.", None)
 
         problem: str | None = None
         try:
@@ -350,19 +349,11 @@ class BuildDialog(QDialog):
         except (ValueError, InvalidReference) as exc:
             problem = str(exc)
         if problem is not None and tag_problem is None:
-            self._set_status(self.settings_message, problem, "warning")
+            set_status(self.settings_message, problem, "warning")
         else:
             self.settings_message.setText("")
         running = self._handle is not None
         self.build_button.setEnabled(problem is None and not running)
-
-    def _set_status(self, label: QLabel, text: str, tone: Tone | None) -> None:
-        label.setText(text)
-        if tone is None:
-            colour = label.palette().color(QPalette.ColorRole.PlaceholderText)
-        else:
-            colour = tone_colour(self, tone)
-        label.setStyleSheet(f"color: {colour.name()};")
 
     def _choose_context(self) -> None:
         start = self.context_field.text() or str(Path.home())

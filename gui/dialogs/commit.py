@@ -33,7 +33,7 @@ from core.dockerfile import COMMIT_CHANGE_INSTRUCTIONS, parse_change
 from core.errors import InvalidArgument, InvalidReference, LayerdeckError
 from core.models import CommitOptions, ContainerSummary
 from core.reference import parse_reference
-from gui.dialogs.banner import MessageBanner, tone_colour
+from gui.dialogs.banner import MessageBanner, set_status
 from gui.workers import TaskHandle, TaskRunner
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class CommitDialog(QDialog):
         layout.addLayout(buttons)
         self.resize(700, 640)
 
-        self._hint_style(self.changes_hint)
+        set_status(self.changes_hint, self.changes_hint.text())
         self._validate()
         self.reload_containers()
 
@@ -205,7 +205,7 @@ class CommitDialog(QDialog):
 
     def _on_containers_error(self, error: LayerdeckError) -> None:
         self.container_status.setText(f"Could not list the containers: {error}")
-        self.container_status.setStyleSheet(f"color: {tone_colour(self, 'error').name()};")
+        set_status(self.container_status, self.container_status.text(), "error")
         self.containersLoaded.emit()
 
     def select_container(self, row: int) -> None:
@@ -245,9 +245,9 @@ class CommitDialog(QDialog):
 
     def _validate(self) -> None:
         problem, description = self._reference_problem()
-        self._show(self.reference_status, problem or description, problem is not None)
+        set_status(self.reference_status, problem or description, "error" if problem else None)
         changes_problem = check_changes(change_lines(self.changes_field.toPlainText()))
-        self._show(self.changes_status, changes_problem or "", changes_problem is not None)
+        set_status(self.changes_status, changes_problem or "", "error")
         self.changes_status.setVisible(changes_problem is not None)
         ready = (
             problem is None
@@ -256,17 +256,6 @@ class CommitDialog(QDialog):
             and self._task is None
         )
         self.commit_button.setEnabled(ready)
-
-    def _show(self, label: QLabel, text: str, error: bool) -> None:
-        label.setText(text)
-        if error:
-            label.setStyleSheet(f"color: {tone_colour(self, 'error').name()};")
-        else:
-            self._hint_style(label)
-
-    def _hint_style(self, label: QLabel) -> None:
-        colour = self.palette().color(self.palette().ColorRole.PlaceholderText)
-        label.setStyleSheet(f"color: {colour.name()};")
 
     # Commit
 

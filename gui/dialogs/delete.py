@@ -29,7 +29,7 @@ from core.backend import Backend
 from core.errors import Conflict, LayerdeckError
 from core.models import ContainerSummary, RemovalEntry
 from core.removal import RemovalPlan, preview_removal
-from gui.dialogs.banner import MessageBanner, Tone, tone_colour
+from gui.dialogs.banner import MessageBanner, Tone, set_status, tone_colour
 from gui.workers import TaskHandle, TaskRunner
 
 log = logging.getLogger(__name__)
@@ -188,9 +188,7 @@ class DeleteDialog(QDialog):
             self,
         )
         force_hint.setWordWrap(True)
-        force_hint.setStyleSheet(
-            f"color: {self.palette().color(self.palette().ColorRole.PlaceholderText).name()};"
-        )
+        set_status(force_hint, force_hint.text())
         self.banner = MessageBanner(self)
 
         self.delete_button = QPushButton("Delete", self)

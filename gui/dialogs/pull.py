@@ -36,7 +36,7 @@ from core.errors import Cancelled, InvalidReference, LayerdeckError
 from core.models import CancelToken, Event, EventSink, LayerProgress, Notice, SearchResult
 from core.reference import parse_reference
 from core.units import human_size
-from gui.dialogs.banner import MessageBanner, tone_colour
+from gui.dialogs.banner import MessageBanner, Tone, set_status
 from gui.workers import TaskHandle, TaskRunner
 
 log = logging.getLogger(__name__)
@@ -219,26 +219,20 @@ class PullDialog(QDialog):
     def _validate(self) -> None:
         text = self.reference_field.text()
         if not text:
-            self._set_reference_status("Type an image reference, or pick a search result.", None)
+            set_status(
+                self.reference_status, "Type an image reference, or pick a search result.", None
+            )
             valid = False
         else:
             try:
                 reference = parse_reference(text)
             except InvalidReference as exc:
-                self._set_reference_status(str(exc), "error")
+                set_status(self.reference_status, str(exc), "error")
                 valid = False
             else:
-                self._set_reference_status(f"Will pull {reference}", None)
+                set_status(self.reference_status, f"Will pull {reference}")
                 valid = True
         self.pull_button.setEnabled(valid and self._pull is None)
-
-    def _set_reference_status(self, text: str, tone: str | None) -> None:
-        self.reference_status.setText(text)
-        if tone == "error":
-            colour = tone_colour(self, "error")
-        else:
-            colour = self.palette().color(self.palette().ColorRole.PlaceholderText)
-        self.reference_status.setStyleSheet(f"color: {colour.name()};")
 
     @property
     def reference_error(self) -> str | None:
@@ -257,7 +251,7 @@ class PullDialog(QDialog):
         if not term or self._search is not None:
             return
         self.search_button.setEnabled(False)
-        self._show_search_status(f"Searching for {term}…", None)
+        self._show_search_status(f"Searching for {term}…")
         backend = self.backend
         self._search = self.runner.call(
             "search",
@@ -276,7 +270,7 @@ class PullDialog(QDialog):
         if found:
             self.search_status.setVisible(False)
         else:
-            self._show_search_status("Nothing found.", None)
+            self._show_search_status("Nothing found.")
         self.searchFinished.emit()
 
     def _on_search_error(self, error: LayerdeckError) -> None:
@@ -286,14 +280,8 @@ class PullDialog(QDialog):
         self._show_search_status(f"Search failed: {error}", "error")
         self.searchFinished.emit()
 
-    def _show_search_status(self, text: str, tone: str | None) -> None:
-        self.search_status.setText(text)
-        colour = (
-            tone_colour(self, "error")
-            if tone == "error"
-            else self.palette().color(self.palette().ColorRole.PlaceholderText)
-        )
-        self.search_status.setStyleSheet(f"color: {colour.name()};")
+    def _show_search_status(self, text: str, tone: Tone | None = None) -> None:
+        set_status(self.search_status, text, tone)
         self.search_status.setVisible(True)
 
     def search_result_names(self) -> list[str]:
