@@ -811,8 +811,17 @@ def cmd_save(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> 
 def cmd_load(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> int:
     """`load`: images from a docker-archive tar; prints what was loaded."""
     from core.cli_render import EventPrinter, write_json
+    from core.models import Event, LayerProgress
 
-    printer = EventPrinter(terminal.err, terminal.err)
+    # Progress goes to stdout like docker's; JSON output keeps stdout for the document.
+    as_json = args.format == "json"
+    printer = EventPrinter(terminal.err if as_json else terminal.out, terminal.err)
+
+    def on_event(event: Event) -> None:
+        # Like `docker load`, show progress only on a terminal; a pipe gets just the names.
+        if printer.tty or not isinstance(event, LayerProgress):
+            printer(event)
+
     if args.input is None:
         if sys.stdin.isatty():
             raise InvalidArgument(
@@ -820,7 +829,7 @@ def cmd_load(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> 
                 "redirect a tar archive into it"
             )
         source = sys.stdin.buffer
-        loaded = run_cancellable(lambda cancel: backend.load(source, printer, cancel))
+        loaded = run_cancellable(lambda cancel: backend.load(source, on_event, cancel))
     else:
         path = Path(args.input).expanduser()
         try:
@@ -828,13 +837,16 @@ def cmd_load(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> 
         except OSError as exc:
             raise InvalidArgument(f"cannot read {str(path)!r}: {exc.strerror or exc}") from exc
         with handle:
-            loaded = run_cancellable(lambda cancel: backend.load(handle, printer, cancel))
-    if args.format == "json":
+            loaded = run_cancellable(lambda cancel: backend.load(handle, on_event, cancel))
+    if as_json:
         write_json(terminal.out, loaded)
         return EXIT_OK
     for name in loaded:
         is_id = name.startswith("sha256:")
-        terminal.print(f"Loaded image ID: {name}" if is_id else f"Loaded image: {name}")
+        line = f"Loaded image ID: {name}" if is_id else f"Loaded image: {name}"
+        # dockerd announces each image itself; a back end that does not gets it said here.
+        if line not in printer.seen:
+            terminal.print(line)
     return EXIT_OK
 
 
