@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds Layerdeck's one-folder bundle (packaging/dist/layerdeck/) with PyInstaller, then
-# its AppDir and squashfs image, and the AppImage when a runtime is at hand
+# Builds Layerdeck's wheel and one-folder bundle (packaging/dist/layerdeck/, PyInstaller),
+# then its AppDir and squashfs image, and the AppImage when a runtime is at hand
 # (see packaging/appimage/recipe.sh and packaging/README.md).
 #
 # On a fresh Debian machine it installs what it needs: binutils (PyInstaller strips and
@@ -51,8 +51,17 @@ venv="$build/venv"
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
+pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
+echo "Building the wheel"
+mkdir -p "$dist"
+rm -f "$dist"/layerdeck-*.whl
+"${pip[@]}" wheel --no-deps --wheel-dir "$dist" .
+wheel="$(ls "$dist"/layerdeck-*.whl)"
+echo "wheel: $wheel"
 echo "Installing PyInstaller and Layerdeck into $venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "pyinstaller>=6.10" .
+"${pip[@]}" install "pyinstaller>=6.10" "$wheel"
+# The same version number may hold older metadata; the bundle copies this wheel's.
+"${pip[@]}" install --no-deps --force-reinstall "$wheel"
 
 echo "Building the bundle"
 started=$SECONDS
