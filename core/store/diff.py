@@ -33,6 +33,7 @@ OPAQUE_MARKER = ".wh..wh..opq"
 OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 # The only extended attribute docker carries into layers: file capabilities (ping, ...).
 KEPT_XATTRS = ("security.capability",)
+_COPY_BUFFER = 1 << 20
 
 
 class LayerDiff(NamedTuple):
@@ -67,6 +68,10 @@ class _HashingSink:
         self.size += len(data)
         return len(data)
 
+    def tell(self) -> int:
+        """Bytes written so far (tarfile asks where it is)."""
+        return self.size
+
     def digest(self) -> str:
         """The sha256 of everything written."""
         return "sha256:" + str(self.hasher.hexdigest())
@@ -94,7 +99,14 @@ def write_layer(upper: Path, writer: ByteSink) -> LayerDiff:
         raise StoreCorrupt(f"the container's upper dir {upper} is missing")
     sink = _HashingSink(writer)
     try:
-        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        # Plain "w" mode (not the "w|" stream) writes straight to the sink; with a large
+        # copy buffer, file contents go through in 1 MiB chunks instead of 10 KiB blocks.
+        with tarfile.TarFile(
+            fileobj=sink,  # type: ignore[arg-type]
+            mode="w",
+            format=tarfile.PAX_FORMAT,
+            copybufsize=_COPY_BUFFER,
+        ) as tar:
             hardlinks: dict[tuple[int, int], str] = {}
             for path, relative in _walk(upper):
                 _add(tar, path, relative, hardlinks)
