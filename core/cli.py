@@ -784,7 +784,7 @@ def cmd_save(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> 
     """`save`: a docker-archive tar to -o FILE (written whole or not at all) or stdout."""
     from core.cli_render import EventPrinter
 
-    printer = EventPrinter(terminal.err, terminal.err)
+    printer = EventPrinter(terminal.err, terminal.err, progress_off_tty=False)
     if args.output is None:
         if terminal.out.isatty():
             raise InvalidArgument(
@@ -811,16 +811,12 @@ def cmd_save(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> 
 def cmd_load(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> int:
     """`load`: images from a docker-archive tar; prints what was loaded."""
     from core.cli_render import EventPrinter, write_json
-    from core.models import Event, LayerProgress
 
     # Progress goes to stdout like docker's; JSON output keeps stdout for the document.
     as_json = args.format == "json"
-    printer = EventPrinter(terminal.err if as_json else terminal.out, terminal.err)
-
-    def on_event(event: Event) -> None:
-        # Like `docker load`, show progress only on a terminal; a pipe gets just the names.
-        if printer.tty or not isinstance(event, LayerProgress):
-            printer(event)
+    printer = EventPrinter(
+        terminal.err if as_json else terminal.out, terminal.err, progress_off_tty=False
+    )
 
     if args.input is None:
         if sys.stdin.isatty():
@@ -829,7 +825,7 @@ def cmd_load(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> 
                 "redirect a tar archive into it"
             )
         source = sys.stdin.buffer
-        loaded = run_cancellable(lambda cancel: backend.load(source, on_event, cancel))
+        loaded = run_cancellable(lambda cancel: backend.load(source, printer, cancel))
     else:
         path = Path(args.input).expanduser()
         try:
@@ -837,7 +833,7 @@ def cmd_load(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> 
         except OSError as exc:
             raise InvalidArgument(f"cannot read {str(path)!r}: {exc.strerror or exc}") from exc
         with handle:
-            loaded = run_cancellable(lambda cancel: backend.load(handle, on_event, cancel))
+            loaded = run_cancellable(lambda cancel: backend.load(handle, printer, cancel))
     if as_json:
         write_json(terminal.out, loaded)
         return EXIT_OK

@@ -109,12 +109,19 @@ class EventPrinter:
     """
 
     def __init__(
-        self, out: IO[str], err: IO[str], tty: bool | None = None, as_json: bool = False
+        self,
+        out: IO[str],
+        err: IO[str],
+        tty: bool | None = None,
+        as_json: bool = False,
+        progress_off_tty: bool = True,
     ) -> None:
         self.out = out
         self.err = err
         self.tty = _isatty(out) if tty is None else tty
         self.as_json = as_json
+        # docker load and save stay quiet about progress on a pipe; pull and build do not.
+        self.progress_off_tty = progress_off_tty
         self.seen: set[str] = set()
         # Layer -> its line in the block of progress lines at the bottom of the terminal.
         self._rows: dict[str, int] = {}
@@ -146,6 +153,8 @@ class EventPrinter:
 
     def _progress(self, event: LayerProgress) -> None:
         if not self.tty:
+            if not self.progress_off_tty:
+                return
             key = event.layer
             if self._last_status.get(key) == event.status:
                 return

@@ -296,3 +296,11 @@ def test_listing_images_loads_neither_the_docker_sdk_nor_qt() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "loaded: "
+
+
+def test_progress_can_stay_quiet_on_a_pipe_as_docker_load_does() -> None:
+    out = io.StringIO()
+    printer = EventPrinter(out, out, tty=False, progress_off_tty=False)
+    printer(LayerProgress("archive", "Sending", 100, 1000))
+    printer(Notice("Loaded image: app:1"))
+    assert out.getvalue() == "Loaded image: app:1\n"
