@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.backend import Backend, open_backend
+from core.cli_listing import list_images as quick_list_images
 from core.errors import LayerdeckError
 from core.models import BackendInfo, ImageSummary, Notice
 from core.reference import parse_reference
@@ -136,6 +137,7 @@ class MainWindow(QMainWindow):
         self._watch: TaskHandle | None = None
         self._listing: TaskHandle | None = None
         self._list_again = False
+        self._listed_once = False
         self._opening: TaskHandle | None = None
         self._dialogs: list[QWidget] = []
 
@@ -389,6 +391,27 @@ class MainWindow(QMainWindow):
             f"open {source.label}", lambda: open_source(source), opened, failed
         )
         self._opening = handle
+        if source.kind == "engine":
+            self._quick_listing(source.location, handle)
+
+    def _quick_listing(self, url: str, opening: TaskHandle) -> None:
+        """Fill the table straight from the engine's socket while the full back end loads.
+
+        Opening the engine back end imports the docker SDK, which takes longer than the whole
+        listing; the bare-socket listing the CLI uses shows the rows meanwhile. The full
+        listing then replaces them in place (same rows), so nothing flickers.
+        """
+
+        def quick_listed(rows: list[ImageSummary] | None) -> None:
+            if rows is not None and self._opening is opening and not self._listed_once:
+                self.model.set_images(rows)
+
+        self._runner.call(
+            "quick listing",
+            lambda: quick_list_images(url),
+            quick_listed,
+            lambda error: log.debug("quick listing failed: %s", error),
+        )
 
     def use_backend(self, backend: Backend, source: Source) -> None:
         """Show an already opened back end (the caller hands over its ownership)."""
@@ -434,6 +457,7 @@ class MainWindow(QMainWindow):
         self._backend = None
         self._listing = None
         self._list_again = False
+        self._listed_once = False
         self.detail.set_backend(None)
         self.model.set_images([])
         if old is not None:
@@ -479,6 +503,7 @@ class MainWindow(QMainWindow):
             if self._listing is not handle:
                 return
             self._listing = None
+            self._listed_once = True
             self.model.set_images(images)
             self._set_state(STATE_CONNECTED, "")
             self.banner.hide()
