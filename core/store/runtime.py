@@ -442,7 +442,10 @@ class Runtime:
             *flags,
             "--",
             sys.executable,
+            # Isolated and without site-packages: the init needs only the standard library
+            # and this package, and skipping site saves a tenth of a second per container.
             "-I",
+            "-S",
             "-c",
             _BOOTSTRAP,
             str(_PROJECT_ROOT),
