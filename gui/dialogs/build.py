@@ -56,6 +56,7 @@ from core.reference import parse_reference
 from gui.dialogs.banner import MessageBanner, set_status, tone_colour
 from gui.dialogs.build_log import BuildLogView, LogError
 from gui.dialogs.build_records import BuildHistory, BuildRecord, BuildResult
+from gui.icons import icon
 from gui.workers import TaskHandle, TaskRunner
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class BuildDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Build image")
+        self.setWindowIcon(icon("build"))
         self.runner = runner
         self.backend = backend
         self.history = history if history is not None else BuildHistory()
@@ -109,6 +111,7 @@ class BuildDialog(QDialog):
         splitter.setChildrenCollapsible(False)
 
         self.build_button = QPushButton("Build", self)
+        self.build_button.setIcon(icon("build"))
         self.build_button.setDefault(True)
         self.build_button.clicked.connect(self.start_build)
         self.cancel_button = QPushButton("Cancel build", self)

@@ -38,6 +38,7 @@ from gui.dialogs.banner import MessageBanner
 from gui.dialogs.build import BuildDialog
 from gui.dialogs.build_log import BuildLogView
 from gui.dialogs.build_records import BuildHistory, BuildRecord
+from gui.icons import icon
 from gui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ class BuildHistoryDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Build history")
+        self.setWindowIcon(icon("history"))
         self.runner = runner
         self.backend = backend
         self.history = history if history is not None else BuildHistory()

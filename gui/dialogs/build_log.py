@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
 from core.models import BuildStep, Event, LayerProgress, Notice
 from core.units import human_size
 from gui.dialogs.banner import is_dark, tone_colour
+from gui.icons import icon
 
 log = logging.getLogger(__name__)
 
@@ -272,10 +273,14 @@ class BuildLogView(QWidget):
 
         self.find_button = QToolButton(self)
         self.find_button.setText("Find")
+        self.find_button.setIcon(icon("filter"))
+        self.find_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.find_button.setToolTip("Find in the log (Ctrl+F)")
         self.find_button.clicked.connect(self.show_find_bar)
         self.copy_button = QToolButton(self)
         self.copy_button.setText("Copy")
+        self.copy_button.setIcon(icon("copy"))
+        self.copy_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.copy_button.setToolTip("Copy the selection, or the whole log when nothing is selected")
         self.copy_button.clicked.connect(self.copy)
         self.save_button = QToolButton(self)

@@ -34,6 +34,7 @@ from core.errors import InvalidArgument, InvalidReference, LayerdeckError
 from core.models import CommitOptions, ContainerSummary
 from core.reference import parse_reference
 from gui.dialogs.banner import MessageBanner, set_status
+from gui.icons import icon
 from gui.workers import TaskHandle, TaskRunner
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class CommitDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Commit container")
+        self.setWindowIcon(icon("commit"))
         self.runner = runner
         self.backend = backend
         self._wanted = container
@@ -140,6 +142,7 @@ class CommitDialog(QDialog):
 
         self.banner = MessageBanner(self)
         self.commit_button = QPushButton("Commit", self)
+        self.commit_button.setIcon(icon("commit"))
         self.commit_button.setDefault(True)
         self.commit_button.setEnabled(False)
         self.commit_button.clicked.connect(self.start_commit)

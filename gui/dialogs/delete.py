@@ -30,6 +30,7 @@ from core.errors import Conflict, LayerdeckError
 from core.models import ContainerSummary, RemovalEntry
 from core.removal import RemovalPlan, preview_removal
 from gui.dialogs.banner import MessageBanner, Tone, set_status, tone_colour
+from gui.icons import icon
 from gui.workers import TaskHandle, TaskRunner
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,7 @@ class DeleteDialog(QDialog):
         self.banner = MessageBanner(self)
 
         self.delete_button = QPushButton("Delete", self)
+        self.delete_button.setIcon(icon("delete"))
         self.delete_button.setEnabled(False)
         self.delete_button.clicked.connect(self.start_delete)
         self.close_button = QPushButton("Cancel", self)

@@ -37,6 +37,7 @@ from core.models import CancelToken, Event, EventSink, LayerProgress, Notice, Se
 from core.reference import parse_reference
 from core.units import human_size
 from gui.dialogs.banner import MessageBanner, Tone, set_status
+from gui.icons import icon
 from gui.workers import TaskHandle, TaskRunner
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class PullDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Pull image")
+        self.setWindowIcon(icon("pull"))
         self.runner = runner
         self.backend = backend
         self._pull: TaskHandle | None = None
@@ -113,6 +115,7 @@ class PullDialog(QDialog):
         self.reference_field.textChanged.connect(self._validate)
         self.reference_field.returnPressed.connect(self.start_pull)
         self.pull_button = QPushButton("Pull", self)
+        self.pull_button.setIcon(icon("pull"))
         self.pull_button.setDefault(True)
         self.pull_button.clicked.connect(self.start_pull)
         self.reference_status = QLabel(self)
