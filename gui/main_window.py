@@ -56,6 +56,7 @@ from gui.workers import TaskHandle, TaskRunner
 log = logging.getLogger(__name__)
 
 REFRESH_DELAY_MS = 300
+AGE_REPAINT_MS = 30_000
 
 EMPTY_HINT = "No images yet — Pull one (Ctrl+P) or build a Dockerfile (Ctrl+B)"
 NO_MATCH_HINT = "No image matches the filter."
@@ -153,6 +154,12 @@ class MainWindow(QMainWindow):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_DELAY_MS)
         self._refresh_timer.timeout.connect(self.refresh)
+        # "3 minutes ago" goes stale while the window sits open; the cells compute it when
+        # painted, so a repaint now and then keeps it true without listing again.
+        self._age_timer = QTimer(self)
+        self._age_timer.setInterval(AGE_REPAINT_MS)
+        self._age_timer.timeout.connect(lambda: self.table.viewport().update())
+        self._age_timer.start()
 
         self._build_actions()
         self._build_central(sources if sources is not None else discover_sources())
@@ -862,6 +869,7 @@ class MainWindow(QMainWindow):
         self._settings.setValue("window/geometry", self.saveGeometry())
         self._settings.setValue("window/splitter", self.splitter.saveState())
         self._refresh_timer.stop()
+        self._age_timer.stop()
         self._drop_backend()
         super().closeEvent(event)
 

@@ -55,6 +55,9 @@ class ImageTableModel(QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._rows: list[ImageSummary] = []
+        # Per row, the raw sort value of every column: the proxy compares these n log n
+        # times per sort, so they are computed once per change, not once per comparison.
+        self._sort_keys: list[tuple[Any, ...]] = []
 
     # Qt's interface
 
@@ -87,7 +90,7 @@ class ImageTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(image, column)
         if role == SORT_ROLE:
-            return self._sort_value(image, column)
+            return self._sort_keys[index.row()][column]
         if role == ROW_ROLE:
             return image
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -113,6 +116,7 @@ class ImageTableModel(QAbstractTableModel):
         for first, last in reversed(_runs(gone)):
             self.beginRemoveRows(QModelIndex(), first, last)
             del self._rows[first : last + 1]
+            del self._sort_keys[first : last + 1]
             self.endRemoveRows()
         # Update rows whose content changed (size, created, containers...), announced as one
         # range: ten thousand single-row signals would make the proxy re-sort ten thousand times.
@@ -124,6 +128,7 @@ class ImageTableModel(QAbstractTableModel):
             fresh = wanted[key]
             if fresh != image:
                 self._rows[row] = fresh
+                self._sort_keys[row] = _sort_keys(fresh)
                 changed.append(row)
         if changed:
             self.dataChanged.emit(
@@ -135,6 +140,7 @@ class ImageTableModel(QAbstractTableModel):
             first = len(self._rows)
             self.beginInsertRows(QModelIndex(), first, first + len(added) - 1)
             self._rows.extend(added)
+            self._sort_keys.extend(_sort_keys(image) for image in added)
             self.endInsertRows()
 
     def images(self) -> list[ImageSummary]:
@@ -163,10 +169,11 @@ class ImageTableModel(QAbstractTableModel):
 
     def sort_value(self, row: int, column: int) -> Any:
         """The raw comparable value of a cell (what SORT_ROLE returns), without Qt in between."""
-        return self._sort_value(self._rows[row], column)
+        return self._sort_keys[row][column]
 
     @staticmethod
-    def _sort_value(image: ImageSummary, column: int) -> Any:
+    def raw_sort_value(image: ImageSummary, column: int) -> Any:
+        """What a column sorts by: bytes, timestamps, lower-cased names (dangling last)."""
         if column == COL_REPOSITORY:
             # Dangling rows sort after named ones, as `<none>` reads like an absence.
             return (image.repository is None, (image.repository or "").lower())
@@ -200,8 +207,14 @@ class ImageSortProxy(QSortFilterProxyModel):
         super().__init__(parent)
         self._text = ""
         self._show_dangling = True
+        self._table: ImageTableModel | None = None
         self.setSortRole(SORT_ROLE)
         self.setDynamicSortFilter(True)
+
+    def setSourceModel(self, model: Any) -> None:
+        """Sort and filter model; an ImageTableModel is read directly, without QVariant."""
+        self._table = model if isinstance(model, ImageTableModel) else None
+        super().setSourceModel(model)
 
     @property
     def filter_text(self) -> str:
@@ -232,11 +245,10 @@ class ImageSortProxy(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
         """Whether a source row passes the dangling toggle and the text filter."""
-        model = self.sourceModel()
-        if isinstance(model, ImageTableModel):
-            image: Any = model.image_at(source_row)
+        if self._table is not None:
+            image: Any = self._table.image_at(source_row)
         else:
-            image = model.index(source_row, 0, source_parent).data(ROW_ROLE)
+            image = self.sourceModel().index(source_row, 0, source_parent).data(ROW_ROLE)
         if not isinstance(image, ImageSummary):
             return True
         if image.dangling and not self._show_dangling:
@@ -252,15 +264,16 @@ class ImageSortProxy(QSortFilterProxyModel):
 
     def lessThan(self, left: ModelIndex, right: ModelIndex) -> bool:
         """Compare raw Python values; Qt's own comparison would overflow at 2 GiB."""
-        model = self.sourceModel()
-        if isinstance(model, ImageTableModel):
-            # Straight to the Python rows: a sort makes n log n of these calls, and a trip
+        table = self._table
+        if table is not None:
+            # Straight to the Python values: a sort makes n log n of these calls, and a trip
             # through QVariant for each value doubles the time.
-            left_value = model.sort_value(left.row(), left.column())
-            right_value = model.sort_value(right.row(), right.column())
-        else:
-            left_value = left.data(SORT_ROLE)
-            right_value = right.data(SORT_ROLE)
+            column = left.column()
+            return bool(
+                table.sort_value(left.row(), column) < table.sort_value(right.row(), column)
+            )
+        left_value = left.data(SORT_ROLE)
+        right_value = right.data(SORT_ROLE)
         if left_value is None or right_value is None:
             return left_value is None and right_value is not None
         return bool(left_value < right_value)
@@ -274,6 +287,11 @@ class ImageSortProxy(QSortFilterProxyModel):
     def visible_images(self) -> list[ImageSummary]:
         """The rows that pass the filter, in display order."""
         return [self.image_at(row) for row in range(self.rowCount())]
+
+
+def _sort_keys(image: ImageSummary) -> tuple[Any, ...]:
+    """The raw sort value of each column of a row, in column order."""
+    return tuple(ImageTableModel.raw_sort_value(image, column) for column in range(len(HEADERS)))
 
 
 def _runs(rows: list[int]) -> list[tuple[int, int]]:
