@@ -187,7 +187,8 @@ class MainWindow(QMainWindow):
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         action.setToolTip(tip or text.replace("…", ""))
-        action.triggered.connect(slot)
+        # triggered(bool) would land in the slot's first optional parameter; pass nothing.
+        action.triggered.connect(lambda _checked=False: slot())
         self.addAction(action)
         return action
 
@@ -638,9 +639,7 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         has_backend = self._backend is not None
-        selected = (
-            bool(self.table.selectionModel().selectedRows()) if hasattr(self, "table") else False
-        )
+        selected = bool(self.table.selectionModel().selectedRows())
         for action in (
             self.pull_action,
             self.build_action,

@@ -372,6 +372,7 @@ def test_ctrl_b_opens_the_build_dialog(qtbot, window: MainWindow) -> None:
     build = pytest.importorskip("gui.dialogs.build")
     dialog = dialog_opened_by(qtbot, window, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)
     assert isinstance(dialog, build.BuildDialog)
+    assert dialog.context_path() is None
 
 
 def test_del_opens_the_delete_dialog_for_the_selection(qtbot, window: MainWindow) -> None:
@@ -413,6 +414,7 @@ def test_dropping_a_folder_opens_the_build_dialog(
     with qtbot.waitSignal(window.dialogOpened, timeout=WAIT_MS) as opened:
         window.build_dropped(tmp_path)
     assert isinstance(opened.args[0], build.BuildDialog)
+    assert opened.args[0].context_path() == tmp_path
     opened.args[0].close()
 
 
