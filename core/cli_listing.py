@@ -3,10 +3,10 @@
 Importing the SDK (and requests with it) costs more than `docker images` takes in total, and
 a listing needs only two GET requests: /images/json and /containers/json. For a plain
 `unix://` or `tcp://` endpoint this room sends them over a bare socket with HTTP/1.0 (so
-dockerd answers with one body and closes, no chunking) and builds the same ImageSummary
-rows the engine back end builds. Anything else (TLS, ssh, contexts, an engine that does not
-answer, an answer it does not understand) returns None and the CLI takes the full back end,
-which reports problems properly.
+dockerd answers with one body and closes, no chunking) and builds the rows with the engine
+back end's own row code (core/engine/rows.py). Anything else (TLS, ssh, contexts, an engine
+that does not answer, an answer it does not understand) returns None and the CLI takes the
+full back end, which reports problems properly.
 """
 
 from __future__ import annotations
@@ -14,15 +14,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections import Counter
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
-from core.errors import InvalidReference
+from core.engine.rows import listing
 from core.models import ImageSummary
-from core.reference import TAG_RE, Reference, parse_reference
 
 DEFAULT_SOCKET_URL = "unix:///var/run/docker.sock"
 # The listing must feel instant or fall back at once; a local engine answers in milliseconds.
@@ -44,13 +39,10 @@ def list_images(url: str, all: bool = False) -> list[ImageSummary] | None:
         containers = _get_json(url, "/containers/json?all=1")
         if not isinstance(images, list) or not isinstance(containers, list):
             return None
-        users = Counter(str(c.get("ImageID", "")) for c in containers)
-        rows = [row for image in images for row in image_rows(image, users[image["Id"]])]
+        return listing(images, containers)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         _debug("quick listing of %s did not work (%s); using the back end", url, exc)
         return None
-    rows.sort(key=lambda r: (-r.created.timestamp(), r.repository or "", r.tag or ""))
-    return rows
 
 
 def _debug(message: str, *values: object) -> None:
@@ -98,83 +90,3 @@ def _get_json(url: str, path: str) -> Any:
     if b"transfer-encoding: chunked" in head.lower():
         raise ValueError("engine answered HTTP/1.0 with a chunked body")
     return json.loads(body)
-
-
-def timestamp(value: Any) -> datetime | None:
-    """An aware UTC datetime from dockerd's Unix seconds; None for missing or zero times."""
-    if not isinstance(value, int | float) or value <= 0:
-        return None
-    return datetime.fromtimestamp(value, tz=UTC)
-
-
-def image_rows(image: Mapping[str, Any], containers: int) -> list[ImageSummary]:
-    """`docker images` rows for one /images/json entry (the CLI's imageFormatTaggedAndDigest)."""
-    # The engine back end derives the same rows behind the SDK (core/engine/backend.py);
-    # tests/integration/test_cli.py holds the two listings equal. One docker-free copy that
-    # both import is the goal, once the engine's row code leaves its SDK-importing module.
-    created = timestamp(image.get("Created")) or datetime.fromtimestamp(0, tz=UTC)
-    image_id = str(image["Id"])
-    size = int(image.get("Size") or 0)
-    parent_id = str(image["ParentId"]) if image.get("ParentId") else None
-
-    def row(repository: str | None, tag: str | None, digest: str | None) -> ImageSummary:
-        return ImageSummary(
-            id=image_id,
-            repository=repository,
-            tag=tag,
-            digest=digest,
-            created=created,
-            size=size,
-            containers=containers,
-            parent_id=parent_id,
-        )
-
-    tags: dict[str, list[str]] = {}
-    for text in image.get("RepoTags") or ():
-        reference = _reference_or_none(text)
-        if reference is not None and reference.tag is not None:
-            tags.setdefault(reference.familiar_name, []).append(reference.tag)
-    digests: dict[str, list[str]] = {}
-    for text in image.get("RepoDigests") or ():
-        reference = _reference_or_none(text)
-        if reference is not None and reference.digest is not None:
-            digests.setdefault(reference.familiar_name, []).append(reference.digest)
-    if not tags and not digests:
-        return [row(None, None, None)]
-    rows: list[ImageSummary] = []
-    for repository, repository_tags in tags.items():
-        repository_digests = digests.pop(repository, [])
-        digest = repository_digests[0] if repository_digests else None
-        rows.extend(row(repository, tag, digest) for tag in repository_tags)
-    # A repository known only by digest (pulled by digest, or its tag moved on) gets one row.
-    rows.extend(row(repository, None, found[0]) for repository, found in digests.items())
-    return rows
-
-
-def _reference_or_none(text: str) -> Reference | None:
-    """The parsed reference, or None for dockerd's `<none>:<none>` placeholders."""
-    if text.startswith("<none>"):
-        return None
-    # A thousand tags are mostly a few repositories: parse each name once, check each tag.
-    name, colon, tag = text.rpartition(":")
-    if colon and "/" not in tag and "@" not in text and TAG_RE.match(tag):
-        repository = _repository(name)
-        if repository is not None:
-            return Reference(repository.domain, repository.path, tag)
-    return _parsed(text)
-
-
-@lru_cache(maxsize=1024)
-def _repository(name: str) -> Reference | None:
-    try:
-        return parse_reference(name, default_tag=None)
-    except InvalidReference:
-        return None
-
-
-def _parsed(text: str) -> Reference | None:
-    try:
-        return parse_reference(text, default_tag=None)
-    except InvalidReference:
-        _debug("ignoring a reference dockerd reported but docker would not parse: %s", text)
-        return None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
@@ -34,6 +33,7 @@ from core.engine.events import (
     stream_error,
 )
 from core.engine.faults import engine_call, error_for_message, translate_faults
+from core.engine.rows import listing, timestamp
 from core.engine.streams import ResponseTracker
 from core.errors import (
     BackendUnavailable,
@@ -144,11 +144,7 @@ class DockerEngineBackend:
     def list_images(self, all: bool = False) -> list[ImageSummary]:
         """One row per tag like `docker images`; dangling images one row with no name."""
         api = self._quick()
-        images = api.images(all=all)
-        users = Counter(str(c.get("ImageID", "")) for c in api.containers(all=True))
-        rows = [row for image in images for row in _image_rows(image, users[image["Id"]])]
-        rows.sort(key=lambda r: (-r.created.timestamp(), r.repository or "", r.tag or ""))
-        return rows
+        return listing(api.images(all=all), api.containers(all=True))
 
     @engine_call
     def inspect_image(self, ref: str) -> dict[str, Any]:
@@ -165,7 +161,7 @@ class DockerEngineBackend:
         return [
             HistoryEntry(
                 id=None if row.get("Id") in (None, "", "<missing>") else str(row["Id"]),
-                created=_timestamp(row.get("Created")),
+                created=timestamp(row.get("Created")),
                 created_by=str(row.get("CreatedBy") or ""),
                 size=int(row.get("Size") or 0),
                 comment=str(row.get("Comment") or ""),
@@ -537,62 +533,6 @@ def _taggable(text: str) -> Reference:
     return reference
 
 
-def _timestamp(value: Any) -> datetime | None:
-    """An aware UTC datetime from dockerd's Unix seconds; None for missing/zero times."""
-    if not isinstance(value, int | float) or value <= 0:
-        return None
-    return datetime.fromtimestamp(value, tz=UTC)
-
-
-def _image_rows(image: Mapping[str, Any], containers: int) -> list[ImageSummary]:
-    """`docker images` rows for one image (the CLI's imageFormatTaggedAndDigest)."""
-    created = _timestamp(image.get("Created")) or datetime.fromtimestamp(0, tz=UTC)
-
-    def row(repository: str | None, tag: str | None, digest: str | None) -> ImageSummary:
-        return ImageSummary(
-            id=str(image["Id"]),
-            repository=repository,
-            tag=tag,
-            digest=digest,
-            created=created,
-            size=int(image.get("Size") or 0),
-            containers=containers,
-            parent_id=str(image["ParentId"]) if image.get("ParentId") else None,
-        )
-
-    tags: dict[str, list[str]] = {}
-    for text in image.get("RepoTags") or ():
-        reference = _reference_or_none(text)
-        if reference is not None and reference.tag is not None:
-            tags.setdefault(reference.familiar_name, []).append(reference.tag)
-    digests: dict[str, list[str]] = {}
-    for text in image.get("RepoDigests") or ():
-        reference = _reference_or_none(text)
-        if reference is not None and reference.digest is not None:
-            digests.setdefault(reference.familiar_name, []).append(reference.digest)
-    if not tags and not digests:
-        return [row(None, None, None)]
-    rows: list[ImageSummary] = []
-    for repository, repository_tags in tags.items():
-        repository_digests = digests.pop(repository, [])
-        digest = repository_digests[0] if repository_digests else None
-        rows.extend(row(repository, tag, digest) for tag in repository_tags)
-    # A repository known only by digest (pulled by digest, or its tag moved on) gets one row.
-    rows.extend(row(repository, None, found[0]) for repository, found in digests.items())
-    return rows
-
-
-def _reference_or_none(text: str) -> Reference | None:
-    """The parsed reference, or None for dockerd's `<none>:<none>` placeholders."""
-    if text.startswith("<none>"):
-        return None
-    try:
-        return parse_reference(text, default_tag=None)
-    except InvalidReference:
-        log.debug("ignoring a reference dockerd reported but docker would not parse: %s", text)
-        return None
-
-
 def _empty_layers(rows: list[dict[str, Any]], layer_count: int) -> list[bool]:
     """Which history rows made no layer. dockerd does not say; infer it from the sizes.
 
@@ -629,7 +569,7 @@ def _container_summary(container: Mapping[str, Any]) -> ContainerSummary:
         image_id=str(container.get("ImageID") or ""),
         command=str(container.get("Command") or ""),
         status=str(container.get("Status") or ""),
-        created=_timestamp(container.get("Created")) or datetime.fromtimestamp(0, tz=UTC),
+        created=timestamp(container.get("Created")) or datetime.fromtimestamp(0, tz=UTC),
         running=container.get("State") == "running",
     )
 

@@ -246,7 +246,7 @@ def test_operation_errors_reach_the_caller() -> None:
     ],
 )
 def test_quick_listing_reads_references_as_parse_reference_does(text: str) -> None:
-    from core.cli_listing import _reference_or_none
+    from core.engine.rows import _reference_or_none
     from core.errors import InvalidReference
     from core.reference import parse_reference
 
@@ -258,7 +258,7 @@ def test_quick_listing_reads_references_as_parse_reference_does(text: str) -> No
 
 
 def test_quick_listing_makes_one_row_per_tag_and_one_for_a_dangling_image() -> None:
-    from core.cli_listing import image_rows
+    from core.engine.rows import image_rows
 
     tagged = {
         "Id": "sha256:" + "a" * 64,
