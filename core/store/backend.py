@@ -580,31 +580,25 @@ class StoreBackend:
         """`docker rm [-f] container`."""
         self._require_runtime("removing a container").remove(container, force)
 
+    @_store_errors
     def commit(self, options: CommitOptions) -> str:
         """`docker commit`: a new image from a container's changes."""
+        from core.store.commit import commit_container
+
+        runtime = self._require_runtime("commit")
         try:
-            from core.store.builder import Builder
-        except ImportError as exc:
-            raise BackendUnavailable(
-                "commit is not available in this installation of the built-in store; use the "
-                "Docker engine back end"
-            ) from exc
-        try:
-            return str(Builder(self).commit(options))
+            return commit_container(self.layout, runtime, options)
         finally:
             self.summary.invalidate()
 
+    @_store_errors
     def build(self, options: BuildOptions, on_event: EventSink, cancel: CancelToken) -> str:
         """`docker build` with the classic builder's semantics; returns the image ID."""
+        from core.store.builder import build
+
+        runtime = self._require_runtime("build")
         try:
-            from core.store.builder import Builder
-        except ImportError as exc:
-            raise BackendUnavailable(
-                "build is not available in this installation of the built-in store; use the "
-                "Docker engine back end"
-            ) from exc
-        try:
-            return str(Builder(self).build(options, on_event, cancel))
+            return build(self.layout, runtime, options, on_event, cancel)
         finally:
             self.summary.invalidate()
 
