@@ -55,7 +55,22 @@ pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
 echo "Building the wheel"
 mkdir -p "$dist"
 rm -f "$dist"/layerdeck-*.whl
-"${pip[@]}" wheel --no-deps --wheel-dir "$dist" .
+# From a copy of the tree without git-ignored files: setuptools builds in ./build and
+# would ship whatever an earlier build left in build/lib, deleted modules included.
+source="$build/wheel-source"
+rm -rf "$source"
+mkdir -p "$source"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    git ls-files -z --cached --others --exclude-standard \
+        | xargs -0 -I{} sh -c 'test -e "$1" && printf "%s\0" "$1"' _ {} \
+        | tar --null -T - -cf - | tar -C "$source" -xf -
+else
+    # Not a git checkout (an unpacked source archive): everything but build output.
+    tar --exclude=./build --exclude=./packaging/build --exclude=./packaging/dist \
+        --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$source" -xf -
+fi
+"${pip[@]}" wheel --no-deps --wheel-dir "$dist" "$source"
+rm -rf "$source"
 wheel="$(ls "$dist"/layerdeck-*.whl)"
 echo "wheel: $wheel"
 echo "Installing PyInstaller and Layerdeck into $venv"
