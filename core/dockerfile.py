@@ -76,6 +76,14 @@ ALLOWED_FLAGS: dict[str, tuple[str, ...]] = {
     "HEALTHCHECK": ("interval", "timeout", "start-period", "start-interval", "retries"),
 }
 
+# Flags BuildKit added that docker's classic builder, the semantics both back ends follow,
+# refuses ("the --chmod option requires BuildKit").
+BUILDKIT_ONLY_FLAGS: dict[str, tuple[str, ...]] = {
+    "RUN": ("mount", "network", "security"),
+    "COPY": ("chmod", "link", "parents", "exclude"),
+    "ADD": ("chmod", "link", "checksum", "keep-git-dir", "exclude"),
+}
+
 # Instructions that take a JSON array form; a line of these starting with "[" that is not
 # valid JSON is silently run as a shell command by docker, which is never what was meant.
 JSON_FORM_INSTRUCTIONS = frozenset(
@@ -1285,6 +1293,12 @@ def instruction_problems(
         for name in instruction.flag_names()
         if name not in ALLOWED_FLAGS.get(keyword, ())
     ]
+    problems.extend(
+        f"{keyword} --{name} needs BuildKit; docker's classic builder, which Layerdeck "
+        "follows, does not support it"
+        for name in instruction.flag_names()
+        if name in BUILDKIT_ONLY_FLAGS.get(keyword, ())
+    )
     bad_json = _bad_json_form(instruction)
     if bad_json:
         problems.append(bad_json)
@@ -1323,7 +1337,7 @@ def _argument_problems(instruction: Instruction, env: Mapping[str, str], escape:
         if count < 2:
             got = "nothing" if count == 0 else f"only {arguments[0]!r}"
             return [f"{keyword} needs at least one source and a destination, got {got}"]
-        return []
+        return _destination_problems(instruction, env, escape)
     if keyword == "EXPOSE":
         if count == 0:
             return ["EXPOSE needs at least one port"]
@@ -1367,6 +1381,24 @@ def _argument_problems(instruction: Instruction, env: Mapping[str, str], escape:
         return _healthcheck_problems(instruction)
     if keyword == "ONBUILD":
         return _onbuild_problems(instruction)
+    return []
+
+
+def _destination_problems(
+    instruction: Instruction, env: Mapping[str, str], escape: str
+) -> list[str]:
+    """Several sources need a directory destination, written with a trailing '/'."""
+    sources = [a for a in instruction.arguments[:-1] if not a.startswith("<<")]
+    if len(sources) < 2:
+        return []
+    values, error = _expanded_values(instruction, env, escape)
+    if error:
+        return [f"{instruction.keyword}: {error}"]
+    if values is not None and not values[-1].endswith("/"):
+        return [
+            f"{instruction.keyword} with more than one source needs a directory destination "
+            f"ending with '/', not {values[-1]!r}"
+        ]
     return []
 
 

@@ -284,3 +284,19 @@ def test_bad_substitution_is_reported() -> None:
 def test_problems_are_sorted_by_line() -> None:
     lines = [p.line for p in check("FROM busybox\nUSER\nEXPOSE x\nWORKDIR\nBAD\n")]
     assert lines == sorted(lines) == [2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["COPY --chmod=755 a /b", "ADD --link a /b", "RUN --mount=type=cache,target=/c true"],
+)
+def test_buildkit_only_flags_are_reported(line: str) -> None:
+    (message,) = _lines(f"FROM busybox\n{line}\n")[2]
+    assert "needs BuildKit" in message
+
+
+def test_several_sources_need_a_directory_destination() -> None:
+    assert _lines("FROM busybox\nCOPY a b /c\n")[2] == [
+        "COPY with more than one source needs a directory destination ending with '/', not '/c'"
+    ]
+    assert check("FROM busybox\nCOPY a b /c/\nENV D=/d/\nADD a b $D\n") == []
