@@ -130,6 +130,21 @@ def test_bundled_window_opens_and_quits_after_the_first_paint(build: Build, tmp_
     assert "Traceback" not in result.stderr
 
 
+def test_bundled_install_desktop_entry_points_the_menu_at_the_bundle(
+    build: Build, tmp_path: Path
+) -> None:
+    if "--install-desktop-entry" not in (ROOT / "core" / "cli.py").read_text():
+        pytest.skip("core/cli.py has no --install-desktop-entry option yet")
+    result = _run([str(build.executable), "--install-desktop-entry"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    desktop_file = tmp_path / "data" / "applications" / "layerdeck.desktop"
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(desktop_file.read_text(encoding="utf-8"))
+    assert parser["Desktop Entry"]["Exec"].split()[0] == str(build.executable)
+    png = tmp_path / "data" / "icons" / "hicolor" / "512x512" / "apps" / "layerdeck.png"
+    assert _png_size(png) == (512, 512)
+
+
 def test_bundle_reports_the_project_version(build: Build, tmp_path: Path) -> None:
     result = _run([str(build.executable), "--version"], tmp_path)
     version = build.wheel.name.split("-")[1]
