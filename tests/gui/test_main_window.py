@@ -511,3 +511,73 @@ def test_wayland_and_offscreen_need_no_x_libraries(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(app_module, "missing_xcb_packages", lambda: ["libxcb-cursor0"])
     assert screen_problem({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}) is None
     assert screen_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
+
+
+# The built-in store as the source.
+
+
+@pytest.fixture(scope="module")
+def seeded_store(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A built-in store holding the base image, pulled from the test registry."""
+    from core.backend import open_store
+    from core.models import CancelToken, ignore_events
+
+    root = tmp_path_factory.mktemp("gui-store") / "store"
+    store = open_store(root)
+    try:
+        store.pull(services.registry_base, ignore_events, CancelToken())
+    finally:
+        store.close()
+    return root
+
+
+@pytest.fixture
+def store_window(
+    qtbot, runner: TaskRunner, tmp_path: Path, seeded_store: Path
+) -> Iterator[MainWindow]:
+    """The main window listing the seeded built-in store."""
+    source = Source("store", "Built-in store", str(seeded_store))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    shown = MainWindow(runner, settings, sources=[source])
+    qtbot.addWidget(shown)
+    shown.show()
+    with qtbot.waitSignal(shown.imagesRefreshed, timeout=WAIT_MS):
+        shown.open_source(source)
+    yield shown
+    shown.close()
+
+
+def test_store_source_lists_the_pulled_base_image(
+    store_window: MainWindow, services: Services
+) -> None:
+    assert row_of(store_window, services.registry_base) >= 0
+    assert store_window.state == STATE_CONNECTED
+    assert store_window.source.kind == "store"
+
+
+def test_store_image_inspect_shows_config_cmd(
+    qtbot, store_window: MainWindow, services: Services
+) -> None:
+    select(qtbot, store_window, services.registry_base)
+    assert (
+        store_window.detail.inspect.model.index_for_path("Config.Cmd[0]").data(VALUE_ROLE) == "sh"
+    )
+
+
+def test_store_changes_from_another_process_reach_the_window(
+    qtbot, store_window: MainWindow, services: Services, seeded_store: Path
+) -> None:
+    from core.backend import open_store
+
+    other = open_store(seeded_store)
+    try:
+        other.tag_image(services.registry_base, "example/from-elsewhere:1")
+        qtbot.waitUntil(
+            lambda: row_of(store_window, "example/from-elsewhere:1") >= 0, timeout=WAIT_MS
+        )
+        other.remove_image("example/from-elsewhere:1")
+        qtbot.waitUntil(
+            lambda: row_of(store_window, "example/from-elsewhere:1") < 0, timeout=WAIT_MS
+        )
+    finally:
+        other.close()
