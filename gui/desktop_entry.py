@@ -88,13 +88,19 @@ def install_desktop_entry(prefix: Path | None = None) -> list[Path]:
     template = _resource("layerdeck.desktop")
     desktop_text = desktop_entry_text(template.read_text(encoding="utf-8"), launcher_path())
     desktop_file, *png_files, svg_file = entry_paths(root)
-    written = render_icon_pngs(svg, dict(zip(ICON_SIZES, png_files, strict=True)))
-    _write_atomically(svg_file, svg.read_bytes())
-    written.append(svg_file)
-    # The entry goes last, so a desktop never lists Layerdeck with a missing icon.
-    _write_atomically(desktop_file, desktop_text.encode("utf-8"))
-    written.append(desktop_file)
-    _mark_icon_theme_changed(root)
+    try:
+        written = render_icon_pngs(svg, dict(zip(ICON_SIZES, png_files, strict=True)))
+        _write_atomically(svg_file, svg.read_bytes())
+        written.append(svg_file)
+        # The entry goes last, so a desktop never lists Layerdeck with a missing icon.
+        _write_atomically(desktop_file, desktop_text.encode("utf-8"))
+        written.append(desktop_file)
+        _mark_icon_theme_changed(root)
+    except OSError as error:
+        where = error.filename or root
+        raise InvalidArgument(
+            f"Cannot install the desktop entry: {where}: {error.strerror}."
+        ) from error
     log.info("installed the desktop entry and %d icons under %s", len(written) - 1, root)
     return written
 

@@ -125,3 +125,9 @@ def test_keys_missing_from_the_template_are_added_to_its_main_group() -> None:
 def test_template_without_a_desktop_entry_group_is_refused() -> None:
     with pytest.raises(InvalidArgument, match=r"\[Desktop Entry\]"):
         desktop_entry_text("[Something Else]\nName=x\n", Path("/usr/bin/layerdeck"))
+
+
+def test_install_where_a_file_blocks_the_icon_folder_says_so(qapp: object, tmp_path: Path) -> None:
+    (tmp_path / "icons").write_text("a file where the icon theme folder should be")
+    with pytest.raises(InvalidArgument, match="Cannot install the desktop entry"):
+        install_desktop_entry(tmp_path)
