@@ -215,7 +215,7 @@ def test_cancel_kills_the_container_and_raises_cancelled(
         IMAGE_ID,
         IMAGE_CONFIG,
         [base_layer],
-        ContainerSpec(image="base", command=("sh", "-c", "echo started; exec sleep 600")),
+        ContainerSpec(image="base", command=("sh", "-c", "echo started; exec sleep 6011")),
     )
     cancel = CancelToken()
 
@@ -228,7 +228,7 @@ def test_cancel_kills_the_container_and_raises_cancelled(
     assert not runtime.is_running(container)
     assert runtime.record(container).exit_code == 137
     assert (
-        "sleep 600"
+        "sleep 6011"
         not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     )
 
