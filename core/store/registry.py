@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -236,7 +236,8 @@ class RegistryClient:
         if params.get("service"):
             query["service"] = params["service"]
         if scope:
-            query["scope"] = scope
+            # Several space-separated scopes (a cross-repository mount) go as repeated params.
+            query["scope"] = scope.split()  # type: ignore[assignment]
         creds = self.credentials
         try:
             if creds is not None and creds.identity_token:
@@ -302,12 +303,14 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         stream: bool = False,
         what: str = "",
+        data: bytes | BinaryIO | None = None,
     ) -> requests.Response:
         """Send a request, answering one auth challenge and following redirects by hand."""
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
         headers = dict(headers or {})
         authorization = self._auth_header(scope)
-        response = self._send(method, url, headers, authorization, stream)
+        start = data.tell() if data is not None and not isinstance(data, bytes) else 0
+        response = self._send(method, url, headers, authorization, stream, data)
         if response.status_code == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
             response.close()
@@ -320,7 +323,9 @@ class RegistryClient:
                 with self._lock:
                     self._tokens.pop(scope, None)
             authorization = self._authorize(challenge, scope)
-            response = self._send(method, url, headers, authorization, stream)
+            if data is not None and not isinstance(data, bytes):
+                data.seek(start)  # the refused attempt may have read some of the body
+            response = self._send(method, url, headers, authorization, stream, data)
             if response.status_code == 401:
                 response.close()
                 raise AuthRequired(
@@ -336,6 +341,7 @@ class RegistryClient:
         headers: dict[str, str],
         authorization: str | None,
         stream: bool,
+        data: bytes | BinaryIO | None = None,
     ) -> requests.Response:
         origin = _origin(url)
         for _ in range(MAX_REDIRECTS + 1):
@@ -350,6 +356,7 @@ class RegistryClient:
                     url,
                     headers=sent,
                     stream=stream,
+                    data=data,
                     allow_redirects=False,
                     timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
                 )
