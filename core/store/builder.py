@@ -512,6 +512,10 @@ class _Session:
         )
         container = self.runtime.create(image.image_id or "", config, lower, spec)
         self.containers.append(container)
+        volumes = sorted(state.run_config.get("Volumes") or {})
+        upper = self.runtime.upper_dir(container)
+        if volumes:
+            _make_mount_points(lower, upper, volumes)
         self.on_event(LogLine(f" ---> Running in {container[:12]}"))
         code = self.runtime.run(container, self.on_event, self.cancel)
         if code != 0:
@@ -520,7 +524,8 @@ class _Session:
                 step=step.index,
                 line=step.instruction.line,
             )
-        upper = self.runtime.upper_dir(container)
+        if volumes:
+            _reset_volumes(lower, upper, volumes)
         layer = write_upper_layer(self.layout, upper, image.oci)
         if layer is not None:
             adopt_upper(self.layout, upper, layer.diff_id)
@@ -883,6 +888,32 @@ def _walk_source(item: _Source) -> Iterator[tuple[str, Path, os.stat_result]]:
         for name in sorted(dirs + files):
             path = Path(root) / name
             yield str(path.relative_to(item.path)), path, os.lstat(path)
+
+
+def _make_mount_points(lower: list[Path], upper: Path, volumes: list[str]) -> None:
+    """docker makes the image's VOLUME directories in a container before it runs."""
+    writer = UpperWriter(lower, upper)
+    for volume in volumes:
+        if split_path(volume):
+            writer.make_dirs("/".join(split_path(volume)))
+
+
+def _reset_volumes(lower: list[Path], upper: Path, volumes: list[str]) -> None:
+    """What a RUN step writes into a VOLUME goes to the volume, never into the layer."""
+    writer = UpperWriter(lower, upper)
+    for volume in volumes:
+        parts = split_path(volume)
+        if not parts:
+            continue
+        relative = writer.lower_tree.resolve("/".join(parts))
+        target = upper / relative
+        if os.path.lexists(target):
+            if target.is_dir() and not target.is_symlink():
+                _remove_tree(target)
+            else:
+                target.unlink()
+        if writer.lower_tree.lookup(relative) is None:
+            writer.make_dirs(relative)
 
 
 def _is_archive(path: Path) -> bool:
