@@ -310,42 +310,56 @@ def test_invalid_name_is_refused(runtime: Runtime, base_layer: Path) -> None:
         runtime.create(IMAGE_ID, IMAGE_CONFIG, [base_layer], ContainerSpec(image="b", name="a b"))
 
 
+ROOTLESS_SCRIPT = """
+import io, sys, tarfile
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from core.models import CancelToken, ContainerSpec
+from core.store.diff import write_layer
+from core.store.runtime import Runtime
+runtime = Runtime(Path(sys.argv[2]) / "store")
+script = "id -u; rm -r /var && mkdir /var && echo x > /var/only; rm /etc/group"
+container = runtime.create(
+    "sha256:" + "1" * 64, {"config": {"Cmd": ["sh", "-c", script]}}, [Path(sys.argv[3])],
+    ContainerSpec(image="base"),
+)
+print("exit", runtime.run(container, lambda event: print(event.text), CancelToken()))
+sink = io.BytesIO()
+write_layer(runtime.upper_dir(container), sink)
+print(*tarfile.open(fileobj=io.BytesIO(sink.getvalue())).getnames())
+"""
+
+
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv to drop root")
-def test_runs_rootless_as_an_unprivileged_user(services: Any) -> None:
+def test_runs_rootless_and_commits_its_changes_as_an_unprivileged_user(services: Any) -> None:
     # pytest's temp dirs are private to root; the unprivileged user needs its own.
     root = Path(tempfile.mkdtemp(prefix="layerdeck-rootless-"))
     try:
-        _run_rootless(root, services.rootfs_tar)
+        os.chmod(root, 0o777)
+        layer = root / "layer"
+        layer.mkdir()
+        with tarfile.open(services.rootfs_tar) as tar:
+            tar.extractall(layer, filter="fully_trusted")
+        # As the user's own extraction would: the layer belongs to the user, who is root
+        # inside the user namespace.
+        for path in [layer, *layer.rglob("*")]:
+            os.chown(path, 65534, 65534, follow_symlinks=False)
+        # The interpreter must be one the unprivileged user can reach (not one under /root).
+        python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+        root_dir = Path(__file__).resolve().parents[2]
+        result = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+             "--bounding-set=-all", python, "-c", ROOTLESS_SCRIPT, str(root_dir), str(root),
+             str(layer)],
+            capture_output=True, text=True, timeout=120, cwd="/",
+        )  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _run_rootless(root: Path, rootfs_tar: Path) -> None:
-    os.chmod(root, 0o777)
-    base_layer = root / "layer"
-    base_layer.mkdir()
-    with tarfile.open(rootfs_tar) as tar:
-        tar.extractall(base_layer, filter="fully_trusted")
-    root_dir = Path(__file__).resolve().parents[2]
-    script = (
-        "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from pathlib import Path;"
-        "from core.models import CancelToken, ContainerSpec, LogLine;"
-        "from core.store.runtime import Runtime;"
-        "r = Runtime(Path(sys.argv[2]) / 'store');"
-        "c = r.create('sha256:' + '1' * 64, {'config': {'Cmd': ['id', '-u']}}, [Path(sys.argv[3])],"
-        " ContainerSpec(image='base'));"
-        "print('exit', r.run(c, lambda e: print(e.text), CancelToken()))"
-    )
-    # The interpreter must be one the unprivileged user can reach (not one under /root).
-    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-    result = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-         "--bounding-set=-all", python, "-c",
-         script, str(root_dir), str(root), str(base_layer)],
-        capture_output=True, text=True, timeout=120, cwd="/",
-    )  # fmt: skip
-    assert result.stdout.split() == ["0", "exit", "0"], result.stderr
+    assert result.stdout.splitlines() == [
+        "0",
+        "exit 0",
+        "etc etc/.wh.group var var/.wh..wh..opq var/only",
+    ], result.stderr
 
 
 def test_terminal_mode_passes_stdin_and_stdout_through(
