@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import Cancelled, InvalidArgument, RegistryError
+from core.errors import Cancelled, InvalidArgument, NotFound, RegistryError
 from core.models import CancelToken, EventSink, LayerProgress, Notice
 from core.reference import Reference
 from core.store.layers import extract_layer, layer_path
@@ -264,9 +264,11 @@ def pull_image(
     layer_descriptors: list[dict[str, Any]] = document["layers"]
 
     stop = _StopFlag(cancel)
-    fetch_blob(client, layout, repository, config_descriptor, stop)
     image_id = str(config_descriptor["digest"])
-    config = layout.read_json(image_id)
+    with layout.lock():
+        # Under the lock so that no gc drops the (still unreferenced) config in between.
+        fetch_blob(client, layout, repository, config_descriptor, stop)
+        config = layout.read_json(image_id)
     diff_ids = _diff_ids(config, len(layer_descriptors), shown)
     config_platform = {
         "os": str(config.get("os", "")),
@@ -361,7 +363,12 @@ def _fetch_layers(
             progress.emit(name, "Already exists")
         stop.check()
         progress.emit(name, "Extracting", 0, int(layer["size"]))
-        extract_layer(layout, diff_id, digest, str(layer.get("mediaType", "")), stop.cancel)
+        try:
+            _extract(layout, layer, diff_id, stop)
+        except NotFound:
+            # A concurrent rmi removed the blob since it was checked; the final step, under
+            # the lock, fetches and extracts it again.
+            log.info("layer %s was removed before extraction; retrying at the end", digest)
         if downloaded:
             progress.emit(name, "Pull complete")
 
@@ -400,39 +407,39 @@ def _commit(
     """Store the manifest and tag it under the lock; True when the tag already pointed there.
 
     Until the tag exists nothing references the new blobs and layer directories, so a
-    concurrent rmi or gc may remove them; whatever is missing is fetched or extracted again
-    before the tag is written, and the check and the tag happen under one lock.
+    concurrent rmi or gc may have removed some. Whatever is missing is fetched or extracted
+    again while the lock is held (rare, and the only way to be sure of progress), so the
+    tag is written only over a complete image.
     """
     config_digest = str(manifest.json()["config"]["digest"])
-    for _ in range(DOWNLOAD_ATTEMPTS):
-        stop.check()
-        with layout.lock():
-            missing_blobs = [
-                d
-                for d in [config_digest, *(str(layer["digest"]) for layer, _ in layers)]
-                if not layout.has_blob(d)
-            ]
-            missing_layers = [
-                (layer, diff_id)
-                for layer, diff_id in layers
-                if not layer_path(layout, diff_id).is_dir()
-            ]
-            if not missing_blobs and not missing_layers:
-                layout.put_blob(manifest.content, manifest.media_type)
-                return _set_reference(layout, reference, descriptor)
-        log.warning(
-            "blobs or layers disappeared before tagging (a concurrent rmi?): %s",
-            missing_blobs or [diff_id for _, diff_id in missing_layers],
-        )
+    with layout.lock():
+        missing_blobs = [
+            d
+            for d in [config_digest, *(str(layer["digest"]) for layer, _ in layers)]
+            if not layout.has_blob(d)
+        ]
+        missing_layers = [
+            (layer, diff_id)
+            for layer, diff_id in layers
+            if not layer_path(layout, diff_id).is_dir()
+        ]
+        if missing_blobs or missing_layers:
+            log.warning(
+                "blobs or layers of %s were removed before it was tagged (a concurrent rmi?); "
+                "fetching them again",
+                reference,
+            )
         for digest in missing_blobs:
             fetch_blob(client, layout, repository, _descriptor_in(manifest, digest), stop)
         for layer, diff_id in missing_layers:
-            extract_layer(
-                layout, diff_id, str(layer["digest"]), str(layer.get("mediaType", "")), stop.cancel
-            )
-    raise RegistryError(
-        f"the blobs of {reference.familiar} kept disappearing while it was tagged (another "
-        "process is removing images); pull again"
+            _extract(layout, layer, diff_id, stop)
+        layout.put_blob(manifest.content, manifest.media_type)
+        return _set_reference(layout, reference, descriptor)
+
+
+def _extract(layout: Layout, layer: Mapping[str, Any], diff_id: str, stop: _StopFlag) -> None:
+    extract_layer(
+        layout, diff_id, str(layer["digest"]), str(layer.get("mediaType", "")), stop.cancel
     )
 
 
