@@ -231,6 +231,54 @@ def test_copy_path_puts_the_json_path_on_the_clipboard(
     assert QGuiApplication.clipboard().text() == "sh"
 
 
+def test_raw_json_toggle_shows_the_document_as_text(
+    qtbot, window: MainWindow, services: Services
+) -> None:
+    image = select(qtbot, window, services.base_image)
+    inspect = window.detail.inspect
+    inspect.raw_button.click()
+    assert inspect.pages.currentWidget() is inspect.raw
+    assert json.loads(inspect.raw.toPlainText())["Id"] == image.id
+    inspect.raw_button.click()
+    assert inspect.pages.currentWidget() is inspect.tree
+
+
+def test_expand_all_and_collapse_all(qtbot, window: MainWindow, services: Services) -> None:
+    select(qtbot, window, services.base_image)
+    inspect = window.detail.inspect
+    env = inspect.model.index_for_path("Config.Env")
+    inspect.collapse_all()
+    assert not inspect.tree.isExpanded(env)
+    inspect.expand_all()
+    assert inspect.tree.isExpanded(env)
+
+
+def test_copy_id_puts_the_full_id_on_the_clipboard(
+    qtbot, window: MainWindow, services: Services
+) -> None:
+    image = select(qtbot, window, services.base_image)
+    window.copy_id_action.trigger()
+    assert QGuiApplication.clipboard().text() == image.id
+
+
+def test_containers_tab_lists_the_containers_of_the_image(
+    qtbot, window: MainWindow, services: Services
+) -> None:
+    services.docker("create", "--network", "none", "--name", "gui-user", "layerdeck-gui/large:1")
+    try:
+        row = row_of(window, "layerdeck-gui/large:1")
+        with qtbot.waitSignal(window.detail.containersLoaded, timeout=WAIT_MS) as loaded:
+            window.table.selectRow(row)
+        qtbot.waitUntil(
+            lambda: [c.name for c in window.detail.containers_model.containers()] == ["gui-user"],
+            timeout=WAIT_MS,
+        )
+        assert loaded.args[0] is not None
+        assert window.detail.tabs.tabText(2) == "Containers (1)"
+    finally:
+        services.docker("rm", "-f", "gui-user", check=False)
+
+
 def test_history_tab_lists_layers_with_the_largest_bar_full(qtbot, window: MainWindow) -> None:
     row = row_of(window, "layerdeck-gui/large:1")
     with qtbot.waitSignal(window.detail.historyLoaded, timeout=WAIT_MS) as loaded:
