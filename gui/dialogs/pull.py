@@ -12,10 +12,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QStandardItem, QStandardItemModel
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QCloseEvent, QPainter, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QDialog,
     QGroupBox,
     QHBoxLayout,
@@ -24,6 +33,10 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionProgressBar,
+    QStyleOptionViewItem,
     QTableView,
     QTreeWidget,
     QTreeWidgetItem,
@@ -49,6 +62,7 @@ DOWNLOADED_STATUSES = frozenset(
 FINISHED_STATUSES = frozenset({"Pull complete", "Already exists"})
 
 SEARCH_COLUMNS = ("Name", "Description", "Stars", "Official", "Automated")
+REDRAW_MS = 100
 
 
 @dataclass
@@ -84,6 +98,47 @@ def update_layer(state: LayerState, event: LayerProgress) -> None:
         state.downloaded = state.size
 
 
+class ProgressDelegate(QStyledItemDelegate):
+    """Paints a cell as a progress bar: (value, maximum) in ValueRole, the text on top."""
+
+    ValueRole = Qt.ItemDataRole.UserRole + 1
+
+    def sizeHint(  # noqa: N802 - Qt's name
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QSize:
+        """Tall enough for a bar with its text, like a QProgressBar's own height."""
+        hint = super().sizeHint(option, index)
+        text_height = option.fontMetrics.height()  # type: ignore[attr-defined]
+        return QSize(hint.width(), max(hint.height(), text_height + 10))
+
+    def paint(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
+        """Draw the bar with the style's own progress bar, so it matches the scheme."""
+        progress = index.data(self.ValueRole)
+        if not isinstance(progress, tuple):
+            super().paint(painter, option, index)
+            return
+        value, maximum = progress
+        # Qt's progress bar takes ints; scale bytes to per mille so 64-bit sizes never overflow.
+        bar = QStyleOptionProgressBar()
+        bar.rect = option.rect.adjusted(2, 2, -2, -2)  # type: ignore[attr-defined]
+        bar.minimum = 0  # type: ignore[attr-defined]
+        bar.maximum = 1000  # type: ignore[attr-defined]
+        bar.progress = int(1000 * value / maximum) if maximum else 0  # type: ignore[attr-defined]
+        bar.text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")  # type: ignore[attr-defined]
+        bar.textVisible = True  # type: ignore[attr-defined]
+        bar.textAlignment = Qt.AlignmentFlag.AlignCenter  # type: ignore[attr-defined]
+        bar.state = option.state | QStyle.StateFlag.State_Horizontal  # type: ignore[attr-defined]
+        bar.palette = option.palette  # type: ignore[attr-defined]
+        widget = option.widget  # type: ignore[attr-defined]
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
+
+
 class PullDialog(QDialog):
     """Reference with live validation, search, per-layer and overall progress, cancel."""
 
@@ -109,6 +164,11 @@ class PullDialog(QDialog):
         self._layer_items: dict[str, QTreeWidgetItem] = {}
         self.result_image_id: str | None = None
         self._close_when_done = False
+        self._dirty: set[str] = set()
+        self._redraw = QTimer(self)
+        self._redraw.setSingleShot(True)
+        self._redraw.setInterval(REDRAW_MS)
+        self._redraw.timeout.connect(self.redraw_progress)
 
         self.reference_field = QLineEdit(self)
         self.reference_field.setPlaceholderText("busybox, ubuntu:24.04, registry:5000/team/app:1")
@@ -205,6 +265,8 @@ class PullDialog(QDialog):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        # Bars painted by a delegate, not a QProgressBar widget per row: far cheaper to update.
+        self.layer_tree.setItemDelegateForColumn(2, ProgressDelegate(self.layer_tree))
         self.overall_bar = QProgressBar(self)
         self.overall_bar.setRange(0, 1000)
         self.overall_bar.setValue(0)
@@ -314,6 +376,7 @@ class PullDialog(QDialog):
             return
         reference = self.reference_field.text()
         self.layers.clear()
+        self._dirty.clear()
         self._layer_items.clear()
         self.layer_tree.clear()
         self.banner.clear_message()
@@ -349,40 +412,41 @@ class PullDialog(QDialog):
         if isinstance(event, LayerProgress):
             state = self.layers.setdefault(event.layer, LayerState())
             update_layer(state, event)
-            self._show_layer(event.layer, state)
-            self._show_overall()
+            self._dirty.add(event.layer)
+            # Redraw at most every REDRAW_MS: dockerd can report faster than anyone reads.
+            if not self._redraw.isActive():
+                self._redraw.start()
         elif isinstance(event, Notice):
             self.progress_label.setText(event.text)
+
+    def redraw_progress(self) -> None:
+        """Show the layers that changed since the last redraw, and the overall bar."""
+        self._redraw.stop()
+        dirty, self._dirty = self._dirty, set()
+        for layer in sorted(dirty, key=list(self.layers).index):
+            self._show_layer(layer, self.layers[layer])
+        if dirty:
+            self._show_overall()
 
     def _show_layer(self, layer: str, state: LayerState) -> None:
         item = self._layer_items.get(layer)
         if item is None:
             item = QTreeWidgetItem([layer, "", ""])
             self.layer_tree.addTopLevelItem(item)
-            bar = QProgressBar(self.layer_tree)
-            bar.setTextVisible(True)
-            bar.setMaximumHeight(18)
-            self.layer_tree.setItemWidget(item, 2, bar)
             self._layer_items[layer] = item
         item.setText(1, state.status)
-        bar = self.layer_tree.itemWidget(item, 2)
-        assert isinstance(bar, QProgressBar)
         if state.finished:
-            bar.setRange(0, 1)
-            bar.setValue(1)
-            bar.setFormat(human_size(state.size) if state.size else "Done")
+            value, maximum = 1, 1
+            text = human_size(state.size) if state.size else "Done"
         elif state.total > 0:
-            bar.setRange(0, 1000)
-            bar.setValue(int(1000 * min(state.current, state.total) / state.total))
-            bar.setFormat(f"{human_size(state.current)} / {human_size(state.total)}")
+            value, maximum = min(state.current, state.total), state.total
+            text = f"{human_size(state.current)} / {human_size(state.total)}"
         elif state.status in DOWNLOADED_STATUSES and state.size > 0:
-            bar.setRange(0, 1)
-            bar.setValue(1)
-            bar.setFormat(human_size(state.size))
+            value, maximum, text = 1, 1, human_size(state.size)
         else:
-            bar.setRange(0, 1)
-            bar.setValue(0)
-            bar.setFormat(state.status or "Waiting")
+            value, maximum, text = 0, 1, state.status or "Waiting"
+        item.setData(2, ProgressDelegate.ValueRole, (value, maximum))
+        item.setText(2, text)
 
     def _show_overall(self) -> None:
         done, size = overall_progress(self.layers)
@@ -397,6 +461,7 @@ class PullDialog(QDialog):
         self.overall_bar.setFormat(f"{human_size(done)} of {human_size(size)} · {counts}")
 
     def _end_pull(self) -> None:
+        self.redraw_progress()
         self._pull = None
         self.cancel_button.setEnabled(False)
         self.reference_field.setEnabled(True)
