@@ -272,6 +272,7 @@ class Runtime:
                 raise StoreCorrupt(f"layer directory {directory} is missing; run fsck --repair")
         container_id = secrets.token_hex(32)
         self.containers_dir.mkdir(parents=True, exist_ok=True)
+        self._sweep_removed()
         with self._names_lock():
             taken = {record.name: record.id for record in self._records()}
             name = self._choose_name(spec.name, taken)
@@ -304,6 +305,11 @@ class Runtime:
                 raise StoreCorrupt(f"cannot create a container in {self.root}: {exc}") from exc
         log.info("created container %s (%s) from %s", container_id[:12], name, image_id)
         return container_id
+
+    def _sweep_removed(self) -> None:
+        """Finish removals a killed process left half done (renamed, not yet deleted)."""
+        for leftover in self.containers_dir.glob(".removed-*"):
+            _remove_tree(leftover)
 
     @contextlib.contextmanager
     def _names_lock(self) -> Iterator[None]:
@@ -1048,7 +1054,9 @@ def _remove_tree(path: Path) -> None:
             os.chmod(os.path.dirname(target), 0o755)
             func(target)
 
-    shutil.rmtree(path, onerror=make_writable)
+    # Another process may be sweeping the same leftovers; what it deleted is fine to miss.
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(path, onerror=make_writable)
 
 
 def _now() -> str:

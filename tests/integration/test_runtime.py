@@ -456,3 +456,12 @@ def test_container_outliving_its_killed_runner_still_shows_running(
     finally:
         runtime.remove(container, force=True)
     assert runtime.list() == []
+
+
+def test_a_half_done_removal_is_finished_by_the_next_create(
+    runtime: Runtime, base_layer: Path
+) -> None:
+    leftover = runtime.containers_dir / ".removed-0123"
+    (leftover / "upper").mkdir(parents=True)
+    runtime.create(IMAGE_ID, IMAGE_CONFIG, [base_layer], ContainerSpec(image="base"))
+    assert not leftover.exists()
