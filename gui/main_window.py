@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from PySide6.QtWidgets import (
 from core.backend import Backend, open_backend
 from core.cli_listing import list_images as quick_list_images
 from core.errors import LayerdeckError
-from core.models import BackendInfo, ImageSummary, Notice
+from core.models import BackendInfo, ContainerSpec, ImageSummary, LogLine, Notice
 from core.reference import parse_reference
 from core.units import human_size
 from gui.icons import app_icon, icon
@@ -120,6 +121,7 @@ class MainWindow(QMainWindow):
     imagesRefreshed = Signal()
     sourceStateChanged = Signal(str)
     dialogOpened = Signal(object)
+    containerRan = Signal(str, int)
 
     def __init__(
         self,
@@ -230,6 +232,9 @@ class MainWindow(QMainWindow):
         )
         self.tag_action = self._action("tag", "Tag…", self.tag_selected, None, "tag")
         self.inspect_action = self._action("inspect", "Inspect", self.inspect_selected, None)
+        self.run_action = self._action(
+            "run", "Run…", self.run_selected, None, None, "Run a container from the image"
+        )
 
     def _build_central(self, sources: list[Source]) -> None:
         toolbar = self.addToolBar("Main")
@@ -309,6 +314,7 @@ class MainWindow(QMainWindow):
             self.copy_id_action,
             self.copy_reference_action,
             self.tag_action,
+            self.run_action,
             self.commit_action,
         ):
             image_menu.addAction(action)
@@ -654,6 +660,7 @@ class MainWindow(QMainWindow):
             self.copy_id_action,
             self.copy_reference_action,
             self.inspect_action,
+            self.run_action,
         ):
             action.setEnabled(has_backend and selected)
 
@@ -692,6 +699,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.copy_reference_action)
         menu.addSeparator()
         menu.addAction(self.tag_action)
+        menu.addAction(self.run_action)
         image = self.selected_images()[0] if self.selected_images() else None
         if image is not None and self.detail.image == image:
             for container in self.detail.containers_model.containers()[:5]:
@@ -755,6 +763,61 @@ class MainWindow(QMainWindow):
 
         prompt.textValueSelected.connect(chosen)
         prompt.open()
+
+    def run_selected(self) -> None:
+        """Ask for a command (empty: the image's own) and run a container from the image."""
+        images = self.selected_images()
+        if not images or self._backend is None:
+            return
+        image = images[0]
+        prompt = QInputDialog(self)
+        prompt.setWindowTitle("Run a container")
+        prompt.setLabelText(
+            f"Command to run in {image.reference} (empty runs the image's own command).\n"
+            "The container has no network; commit it afterwards to keep its changes."
+        )
+        prompt.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        prompt.textValueSelected.connect(lambda command: self.run_container(image, command))
+        prompt.open()
+
+    def run_container(self, image: ImageSummary, command: str = "") -> TaskHandle | None:
+        """Create and run a container from image; its output goes to the status bar."""
+        backend = self._backend
+        if backend is None:
+            return None
+        try:
+            argv = tuple(shlex.split(command)) if command.strip() else None
+        except ValueError as exc:
+            self.banner.show_message(f"Cannot run that command: {exc}")
+            return None
+        reference = image.id if image.dangling else image.reference
+
+        def work(on_event: Any, cancel: Any) -> tuple[str, int]:
+            container = backend.create_container(
+                ContainerSpec(image=reference, command=argv, network="none")
+            )
+            return container, backend.run_container(container, on_event, cancel)
+
+        def shown(event: object) -> None:
+            if isinstance(event, LogLine):
+                self.statusBar().showMessage(event.text, 5000)
+
+        def ended(outcome: tuple[str, int]) -> None:
+            container, code = outcome
+            self.statusBar().showMessage(
+                f"Container {container[:12]} from {reference} exited with code {code}", 15000
+            )
+            self.containerRan.emit(container, code)
+            self.detail.refresh_containers()
+
+        self.statusBar().showMessage(f"Running a container from {reference}…")
+        return self._runner.submit(
+            "run container",
+            work,
+            on_result=ended,
+            on_error=lambda error: self.banner.show_message(f"Running failed: {error}"),
+            on_event=shown,
+        )
 
     def delete_selected(self) -> None:
         """Del: the delete dialog for the selected rows."""

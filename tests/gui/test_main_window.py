@@ -279,6 +279,26 @@ def test_containers_tab_lists_the_containers_of_the_image(
         services.docker("rm", "-f", "gui-user", check=False)
 
 
+def test_run_creates_a_container_and_reports_its_exit_code(
+    qtbot, window: MainWindow, services: Services
+) -> None:
+    image = select(qtbot, window, services.base_image)
+    lines: list[str] = []
+    window.statusBar().messageChanged.connect(lines.append)
+    with qtbot.waitSignal(window.containerRan, timeout=WAIT_MS) as ran:
+        window.run_container(image, "sh -c 'echo hello from the run; exit 3'")
+    container, code = ran.args
+    try:
+        assert code == 3
+        assert "hello from the run" in lines
+        qtbot.waitUntil(
+            lambda: container in [c.id for c in window.detail.containers_model.containers()],
+            timeout=WAIT_MS,
+        )
+    finally:
+        services.docker("rm", "-f", container, check=False)
+
+
 def test_history_tab_lists_layers_with_the_largest_bar_full(qtbot, window: MainWindow) -> None:
     row = row_of(window, "layerdeck-gui/large:1")
     with qtbot.waitSignal(window.detail.historyLoaded, timeout=WAIT_MS) as loaded:
