@@ -53,7 +53,7 @@ def screen_problem(environ: Mapping[str, str] | None = None) -> str | None:
     if not display and not env.get("WAYLAND_DISPLAY"):
         return (
             "Layerdeck needs a screen, and there is none: neither DISPLAY nor WAYLAND_DISPLAY "
-            "is set. Run it in a desktop session (or over ssh -X), or use the command line: "
+            "is set. Run it from a desktop (or over ssh -X), or use the command line: "
             "`layerdeck --help`."
         )
     if not display or (not platform and env.get("WAYLAND_DISPLAY")):

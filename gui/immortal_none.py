@@ -7,7 +7,7 @@ by one, and after some ten thousand calls the interpreter aborts with "none_deal
 deallocating None". Measured here: -1 per QLabel.setText, -2 per table repaint; a
 10,000-row table aborts at exit.
 
-The remedy is what 3.12 does: give None a reference count so large no session can wear it
+The remedy is what 3.12 does: give None a reference count so large no run of the app can wear it
 down. It is applied once, only on interpreters where None is still mortal.
 """
 
