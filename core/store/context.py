@@ -17,7 +17,6 @@ ADD URL fetches go through urllib; the file keeps the server's Last-Modified tim
 from __future__ import annotations
 
 import email.utils
-import fnmatch
 import hashlib
 import logging
 import os
@@ -79,10 +78,8 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
             if end == -1:
                 out += re.escape(char)
             else:
-                body = pattern[index + 1 : end]
-                if body.startswith("^"):
-                    body = "!" + body[1:]
-                out += fnmatch.translate(f"[{body}]")[4:-3]
+                # docker hands a bracket expression to Go's regexp as it is: `^` negates.
+                out += pattern[index : end + 1]
                 index = end
         else:
             out += re.escape(char)
