@@ -349,6 +349,12 @@ class MainWindow(QMainWindow):
             self.splitter.restoreState(splitter)
         else:
             self.splitter.setSizes([720, 560])
+        header = self._settings.value("window/table_header")
+        if header is not None:
+            self.table.horizontalHeader().restoreState(header)
+        # QSettings' INI files give booleans back as strings.
+        show_dangling = str(self._settings.value("view/show_dangling", "true")).lower() == "true"
+        self.filter_bar.dangling_box.setChecked(show_dangling)
 
     # Sources and back ends
 
@@ -930,6 +936,8 @@ class MainWindow(QMainWindow):
         """Remember the layout, stop following changes and close the back end."""
         self._settings.setValue("window/geometry", self.saveGeometry())
         self._settings.setValue("window/splitter", self.splitter.saveState())
+        self._settings.setValue("window/table_header", self.table.horizontalHeader().saveState())
+        self._settings.setValue("view/show_dangling", self.filter_bar.dangling_box.isChecked())
         self._refresh_timer.stop()
         self._age_timer.stop()
         self._drop_backend()

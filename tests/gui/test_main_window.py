@@ -410,6 +410,24 @@ def test_switching_source_opens_it_and_remembers_it(
     window.close()
 
 
+def test_sort_column_and_dangling_toggle_are_remembered(
+    qtbot, runner: TaskRunner, tmp_path: Path
+) -> None:
+    first = make_window(qtbot, runner, tmp_path, "unix:///nonexistent.sock")
+    first.table.sortByColumn(COL_SIZE, Qt.SortOrder.AscendingOrder)
+    first.filter_bar.dangling_box.setChecked(False)
+    first.close()
+    second = make_window(qtbot, runner, tmp_path, "unix:///nonexistent.sock")
+    header = second.table.horizontalHeader()
+    assert (header.sortIndicatorSection(), header.sortIndicatorOrder()) == (
+        COL_SIZE,
+        Qt.SortOrder.AscendingOrder,
+    )
+    assert not second.filter_bar.dangling_box.isChecked()
+    assert not second.proxy.show_dangling
+    second.close()
+
+
 def test_row_holds_the_image_summary(window: MainWindow, services: Services) -> None:
     row = row_of(window, services.base_image)
     image = window.proxy.index(row, COL_SIZE).data(ROW_ROLE)
