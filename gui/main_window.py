@@ -299,6 +299,7 @@ class MainWindow(QMainWindow):
         self.proxy.rowsRemoved.connect(self._update_counts)
         self.proxy.modelReset.connect(self._update_counts)
         self.proxy.layoutChanged.connect(self._update_counts)
+        self.proxy.dataChanged.connect(self._update_counts)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
