@@ -58,6 +58,9 @@ def child(engine_url: str, expected_rows: int) -> int:
                 if window.model.rowCount() >= expected_rows and "full_paint" not in moments:
                     moments["full_paint"] = now
                     moments["rows"] = window.model.rowCount()
+                    # CPU the process used so far (all threads): what a busy machine
+                    # cannot inflate the way it inflates wall time.
+                    moments["cpu"] = time.process_time()
                     QTimer.singleShot(0, app.quit)
             return False
 
@@ -114,7 +117,7 @@ def main() -> int:
             results.append(moments)
             log.info(
                 "run %d: interpreter %.3f, imports %.3f, window built %.3f, first paint %.3f, "
-                "listed %.3f, %d rows painted %.3f s",
+                "listed %.3f, %d rows painted %.3f s (%.3f s CPU)",
                 run,
                 moments["interpreter"],
                 moments["imports"],
@@ -123,12 +126,15 @@ def main() -> int:
                 moments.get("listed", float("nan")),
                 moments.get("rows", 0),
                 moments.get("full_paint", float("nan")),
+                moments.get("cpu", float("nan")),
             )
     first = statistics.median(result["first_paint"] for result in results)
     full = statistics.median(result.get("full_paint", float("inf")) for result in results)
     print(f"rows listed:                      {rows}")
     print(f"first painted window (median):    {first:.3f} s")
+    cpu = statistics.median(result.get("cpu", float("inf")) for result in results)
     print(f"painted with all rows (median):   {full:.3f} s   (target < {TARGET_SECONDS} s)")
+    print(f"CPU used until then (median):     {cpu:.3f} s")
     return 0
 
 
