@@ -447,15 +447,7 @@ class Runtime:
             "unshare",
             *flags,
             "--",
-            sys.executable,
-            # Isolated and without site-packages: the init needs only the standard library
-            # and this package, and skipping site saves a tenth of a second per container.
-            "-I",
-            "-S",
-            "-c",
-            _BOOTSTRAP,
-            str(_PROJECT_ROOT),
-            str(directory / "init.json"),
+            *_init_command(directory / "init.json"),
         ]
         pipes = None if stdin_tty else subprocess.PIPE
         try:
@@ -523,6 +515,19 @@ _BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from core.store.runtime import container_init; container_init(sys.argv[2])"
 )
+
+INIT_OPTION = "--container-init"
+
+
+def _init_command(plan_path: Path) -> list[str]:
+    """The program that runs container_init inside the namespaces."""
+    if getattr(sys, "frozen", False):
+        # A frozen bundle has no interpreter to hand `-c`; its entry point runs the init
+        # when given INIT_OPTION (packaging/entry.py).
+        return [sys.executable, INIT_OPTION, str(plan_path)]
+    # Isolated and without site-packages: the init needs only the standard library and
+    # this package, and skipping site saves a tenth of a second per container.
+    return [sys.executable, "-I", "-S", "-c", _BOOTSTRAP, str(_PROJECT_ROOT), str(plan_path)]
 
 
 @cache
