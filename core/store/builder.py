@@ -861,12 +861,20 @@ class _CopyPlan:
         times: list[tuple[Path, float]] = []
         for name, path, info in _walk_source(item):
             target = f"{resolved}/{name}" if resolved else name
-            if stat.S_ISDIR(info.st_mode):
-                writer.write_dir(target, stat.S_IMODE(info.st_mode), uid, gid)
+            mode = info.st_mode
+            # The walk goes parents first, so every parent is already made in the upper.
+            if stat.S_ISDIR(mode):
+                writer.write_dir(target, stat.S_IMODE(mode), uid, gid)
                 times.append((writer.upper / target, info.st_mtime))
+            elif stat.S_ISREG(mode):
+                writer.write_file(
+                    target, path, stat.S_IMODE(mode), uid, gid, info.st_mtime, parents_ready=True
+                )
+            elif stat.S_ISLNK(mode):
+                link = os.readlink(path)
+                writer.write_symlink(target, link, uid, gid, info.st_mtime, parents_ready=True)
             else:
-                child = _Source(posixpath.basename(name), path)
-                self._copy_one(writer, child, target, uid, gid, parents_owner=(uid, gid))
+                writer.write_special(target, mode, info.st_rdev, uid, gid)
         for path, mtime in reversed(times):
             with contextlib.suppress(OSError):
                 os.utime(path, (mtime, mtime))

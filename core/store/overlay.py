@@ -254,17 +254,54 @@ class UpperWriter:
         self._ready.discard(relative)
         return target
 
+    def _target(self, relative: str, uid: int, gid: int, parents_ready: bool) -> Path:
+        if parents_ready:
+            return self._clear(relative)
+        return self.prepare_parent(relative, uid, gid)
+
+    def _clear(self, relative: str) -> Path:
+        """The upper path of relative, with whatever this writer put there removed."""
+        target = self.upper / relative
+        try:
+            info = os.lstat(target)
+        except FileNotFoundError:
+            return target
+        if stat.S_ISDIR(info.st_mode):
+            _remove_tree(target)
+        else:
+            target.unlink()
+        return target
+
     def write_file(
-        self, relative: str, source: Path, mode: int, uid: int, gid: int, mtime: float
+        self,
+        relative: str,
+        source: Path,
+        mode: int,
+        uid: int,
+        gid: int,
+        mtime: float,
+        parents_ready: bool = False,
     ) -> None:
-        """Copy a regular file to relative with this mode, owner and time."""
-        target = self.prepare_parent(relative, uid, gid)
+        """Copy a regular file to relative with this mode, owner and time.
+
+        parents_ready says the parent was just made in the upper by this writer (a
+        directory copy walks parents first), which saves resolving it again per file.
+        """
+        target = self._target(relative, uid, gid, parents_ready)
         shutil.copyfile(source, target, follow_symlinks=False)
         _finish(target, mode, uid, gid, mtime)
 
-    def write_symlink(self, relative: str, link: str, uid: int, gid: int, mtime: float) -> None:
+    def write_symlink(
+        self,
+        relative: str,
+        link: str,
+        uid: int,
+        gid: int,
+        mtime: float,
+        parents_ready: bool = False,
+    ) -> None:
         """Make a symbolic link at relative."""
-        target = self.prepare_parent(relative, uid, gid)
+        target = self._target(relative, uid, gid, parents_ready)
         os.symlink(link, target)
         os.lchown(target, uid, gid)
         with contextlib.suppress(OSError):
