@@ -83,6 +83,9 @@ def main() -> int:
 
         dialog_class = None if options.no_dialog else PullDialog
 
+        # The control: the same window and timer with nothing running, for as long as a pull
+        # takes. Stalls here come from the machine (other processes), not from the app.
+        idle = measure_idle(app, seconds=3.0)
         runs = []
         for run in range(options.repeat):
             if run:
@@ -100,9 +103,40 @@ def main() -> int:
         )
         for when, late in stalls:
             print(f"    stall of {late:.1f} ms ending at +{when:.3f} s")
+    print(
+        f"control, idle window for 3 s: p99 {sorted(idle)[int(len(idle) * 0.99)]:.1f} ms, "
+        f"longest {max(idle):.1f} ms"
+    )
     longest = max(max(lateness) for _seconds, lateness, _stalls in runs)
     print(f"longest stall over {len(runs)} pulls: {longest:.1f} ms   (target < {TARGET_MS} ms)")
     return 0
+
+
+def measure_idle(app: Any, seconds: float) -> list[float]:
+    """The 5 ms timer's lateness with the window idle for seconds."""
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
+
+    lateness: list[float] = []
+    last = time.perf_counter()
+
+    def tick() -> None:
+        nonlocal last
+        now = time.perf_counter()
+        lateness.append(max(0.0, (now - last) * 1000 - TICK_MS))
+        last = now
+
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(tick)
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    last = time.perf_counter()
+    timer.start()
+    loop.exec()
+    timer.stop()
+    app.processEvents()
+    return lateness
 
 
 def measure_pull(
