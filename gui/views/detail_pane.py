@@ -28,6 +28,7 @@ from gui.models.containers import COL_COMMAND, ContainersModel, containers_of
 from gui.models.history import HistoryModel
 from gui.views.history_view import HistoryView
 from gui.views.inspect_view import InspectView
+from gui.views.layer_browser import LayerBrowser
 from gui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 TAB_INSPECT = 0
 TAB_HISTORY = 1
 TAB_CONTAINERS = 2
+TAB_FILES = 3
 
 
 class DetailPane(QWidget):
@@ -81,6 +83,9 @@ class DetailPane(QWidget):
         self.tabs.addTab(self.inspect, "Inspect")
         self.tabs.addTab(self.history, "History")
         self.tabs.addTab(self.containers, "Containers")
+        # The Files tab reads every layer, so it analyses only while it is the tab shown.
+        self.files = LayerBrowser(runner, self)
+        self.tabs.addTab(self.files, "Files")
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 4, 0)
@@ -107,6 +112,7 @@ class DetailPane(QWidget):
             return
         self._generation += 1
         self._image = image
+        self.files.set_image(self._backend, image)
         if image is None or self._backend is None:
             self._show_nothing("No image selected", "Select an image to see its details.")
             return
