@@ -109,6 +109,7 @@ class StoreBackend:
         self.root = Path(root)
         self._layout: Layout | None = None
         self._summary: SummaryCache | None = None
+        self._listing: tuple[tuple[object, ...], list[ImageSummary]] | None = None
 
     # Plumbing
 
@@ -156,6 +157,12 @@ class StoreBackend:
     def _resolve(self, text: str, rows: list[ImageRow] | None = None) -> tuple[str, ImageRow]:
         """The image ID `text` names and one of its rows; NotFound when nothing matches."""
         rows = self._rows() if rows is None else rows
+        # A full reference is looked up directly; resolve() would parse every tag first.
+        with contextlib.suppress(InvalidReference):
+            wanted = str(parse_reference(text))
+            for row in rows:
+                if row.reference == wanted:
+                    return row.image_id, row
         image_id, _named = resolve(text, self._nodes(rows))
         row = next(r for r in rows if r.image_id == image_id)
         return image_id, row
@@ -210,6 +217,10 @@ class StoreBackend:
         counts: dict[str, int] = {}
         for container in self.list_containers(all=True):
             counts[container.image_id] = counts.get(container.image_id, 0) + 1
+        # The summary hands out the same rows object while index.json is unchanged.
+        key = (id(rows), tuple(sorted(counts.items())), all)
+        if self._listing is not None and self._listing[0] == key:
+            return list(self._listing[1])
         tagged = {r.image_id for r in rows if r.reference is not None}
         parents = {r.parent for r in rows if r.parent}
         result: list[ImageSummary] = []
@@ -234,7 +245,8 @@ class StoreBackend:
                 )
             )
         result.sort(key=lambda image: image.created, reverse=True)
-        return result
+        self._listing = (key, result)
+        return list(result)
 
     @_store_errors
     def inspect_image(self, ref: str) -> dict[str, Any]:
@@ -581,11 +593,12 @@ class StoreBackend:
         self._require_runtime("removing a container").remove(container, force)
 
     @_store_errors
+    @_store_errors
     def commit(self, options: CommitOptions) -> str:
         """`docker commit`: a new image from a container's changes."""
+        runtime = self._require_runtime("commit")
         from core.store.commit import commit_container
 
-        runtime = self._require_runtime("commit")
         try:
             return commit_container(self.layout, runtime, options)
         finally:
@@ -594,11 +607,11 @@ class StoreBackend:
     @_store_errors
     def build(self, options: BuildOptions, on_event: EventSink, cancel: CancelToken) -> str:
         """`docker build` with the classic builder's semantics; returns the image ID."""
-        from core.store.builder import build
-
         runtime = self._require_runtime("build")
+        from core.store.builder import build as build_image
+
         try:
-            return build(self.layout, runtime, options, on_event, cancel)
+            return build_image(self.layout, runtime, options, on_event, cancel)
         finally:
             self.summary.invalidate()
 

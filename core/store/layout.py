@@ -518,7 +518,8 @@ class Layout:
             "mediaType": MEDIA_TYPE_OCI_INDEX,
             "manifests": [entry.to_json() for entry in entries],
         }
-        _write_atomically(self.index_path, json.dumps(document, indent=1).encode())
+        # Compact: index.json is parsed on every listing that finds the cache stale.
+        _write_atomically(self.index_path, json.dumps(document, separators=(",", ":")).encode())
         self._index_cache = None
 
     def update_index(self, change: Callable[[list[Descriptor]], list[Descriptor]]) -> None:

@@ -17,7 +17,7 @@ import secrets
 import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from core.errors import InvalidReference, LayerdeckError, StoreCorrupt
 from core.reference import parse_reference
@@ -57,9 +57,12 @@ class ManifestFacts:
         return cls(manifest, str(row[0]), str(row[1]), int(row[2]), row[3])
 
 
-@dataclass(frozen=True)
-class ImageRow:
-    """One listing row before container counts: an index entry resolved to its image."""
+class ImageRow(NamedTuple):
+    """One listing row before container counts: an index entry resolved to its image.
+
+    A named tuple, not a dataclass: ten thousand of them are made from the cache file on
+    each cold listing, and tuples are the cheapest thing Python builds.
+    """
 
     image_id: str
     repository: str | None
@@ -132,19 +135,27 @@ class SummaryCache:
             return self._memory[1]
         stored = self._load()
         if stored is not None and stored.get("index") == key:
-            rows = [ImageRow(*row) for row in stored.get("rows", [])]
+            rows = list(map(ImageRow._make, stored.get("rows", [])))
             self._memory = (key, rows)
             return rows
-        entries = self.layout.manifests()
-        # index.json may have been replaced while we read it; key the rows by what we read.
-        rows = self._compute(entries)
+        # Parsing ten thousand references costs more than the rest; reuse the last names.
+        names: dict[str, tuple[str | None, str | None]] = {}
+        previous = self._memory[1] if self._memory is not None else None
+        if previous is None and stored is not None:
+            with contextlib.suppress(TypeError):
+                previous = list(map(ImageRow._make, stored.get("rows", [])))
+        for row in previous or []:
+            if row.reference is not None:
+                names[row.reference] = (row.repository, row.tag)
+        # index.json may be replaced while we read it; the next call then sees a new key.
+        rows = self._compute(self.layout.manifests(), names)
         self._memory = (key, rows)
         self._save(key, rows)
         return rows
 
     def facts(self, descriptor: Descriptor) -> ManifestFacts:
         """The facts of the image an index entry names (computed once, then cached)."""
-        self._load()
+        self._ensure_loaded()
         known = self._facts.get(descriptor.digest)
         if known is not None:
             return known
@@ -155,6 +166,11 @@ class SummaryCache:
     def invalidate(self) -> None:
         """Forget the in-memory rows (after this process changed the index)."""
         self._memory = None
+
+    def _ensure_loaded(self) -> None:
+        """Read the cache file's facts once per object (rows() refreshes them as needed)."""
+        if not self._loaded:
+            self._load()
 
     def _load(self) -> dict[str, Any] | None:
         try:
@@ -179,20 +195,7 @@ class SummaryCache:
         document = {
             "format": _FORMAT,
             "index": key,
-            "rows": [
-                [
-                    r.image_id,
-                    r.repository,
-                    r.tag,
-                    r.digest,
-                    r.created,
-                    r.size,
-                    r.parent,
-                    r.manifest,
-                    r.reference,
-                ]
-                for r in rows
-            ],
+            "rows": list(rows),
             "facts": {digest: facts.to_json() for digest, facts in self._facts.items()},
             "diff_sizes": self._diff_sizes,
         }
@@ -207,7 +210,11 @@ class SummaryCache:
             with contextlib.suppress(OSError, UnboundLocalError):
                 temp.unlink()
 
-    def _compute(self, entries: list[Descriptor]) -> list[ImageRow]:
+    def _compute(
+        self,
+        entries: list[Descriptor],
+        names: dict[str, tuple[str | None, str | None]],
+    ) -> list[ImageRow]:
         rows: list[ImageRow] = []
         for entry in entries:
             try:
@@ -217,7 +224,9 @@ class SummaryCache:
                 continue
             repository = tag = None
             reference = entry.ref_name
-            if reference is not None:
+            if reference is not None and reference in names:
+                repository, tag = names[reference]
+            elif reference is not None:
                 try:
                     parsed = parse_reference(reference, default_tag=None)
                 except InvalidReference:
@@ -258,7 +267,7 @@ class SummaryCache:
     def diff_size(self, layer: Mapping[str, Any]) -> int:
         """A layer's extracted size (see layer_content_size), counted once per blob."""
         digest = str(layer.get("digest", ""))
-        self._load()
+        self._ensure_loaded()
         known = self._diff_sizes.get(digest)
         if known is not None:
             return known
