@@ -358,3 +358,77 @@ def test_onbuild_trigger_runs_in_the_child_build(
     assert "# Executing 1 build trigger" in log_texts(events)
     assert file_in_image(store, image_id, "from-trigger") is not None
     assert store.inspect_image(image_id)["Config"]["OnBuild"] == []
+
+
+def test_from_an_image_missing_from_the_store_pulls_it(services: Services, tmp_path: Path) -> None:
+    empty = StoreBackend(tmp_path / "store")
+    context = write_context(tmp_path / "ctx", f"FROM {services.registry_base}\nENV A=1\n")
+    _image, events = build_events(empty, BuildOptions(context))
+    notices = [e.text for e in events if isinstance(e, Notice)]
+    assert any("Pulling from" in text for text in notices)
+    assert f"{services.registry}/layerdeck/base" in {r.repository for r in empty.list_images()}
+
+
+def test_pull_option_pulls_a_base_already_in_the_store(
+    store: StoreBackend, services: Services, tmp_path: Path
+) -> None:
+    context = write_context(tmp_path, f"FROM {services.registry_base}\nENV PULLED=1\n")
+    _image, events = build_events(store, BuildOptions(context, pull=True))
+    assert any(isinstance(e, Notice) and "Pulling from" in e.text for e in events)
+
+
+def test_copy_from_an_image_reads_its_files(
+    store: StoreBackend, services: Services, tmp_path: Path
+) -> None:
+    context = write_context(
+        tmp_path, f"FROM scratch\nCOPY --from={services.registry_base} /etc/passwd /passwd\n"
+    )
+    image_id = store.build(BuildOptions(context), ignore_events, CancelToken())
+    copied = file_in_image(store, image_id, "passwd")
+    assert copied is not None and copied.read_text().startswith("root:")
+
+
+@pytest.mark.parametrize("compression", ["gz", "bz2", "xz", ""])
+def test_add_unpacks_local_archives(
+    store: StoreBackend, services: Services, tmp_path: Path, compression: str
+) -> None:
+    import tarfile
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    name = "pack.tar" + (f".{compression}" if compression else "")
+    mode = f"w:{compression}" if compression else "w"
+    (tmp_path / "inside.txt").write_text("inside\n")
+    with tarfile.open(context / name, mode) as tar:  # type: ignore[call-overload]
+        tar.add(tmp_path / "inside.txt", arcname="dir/inside.txt")
+    write_context(context, f"FROM {services.registry_base}\nADD {name} /unpacked\n")
+    image_id = store.build(BuildOptions(context), ignore_events, CancelToken())
+    unpacked = file_in_image(store, image_id, "unpacked/dir/inside.txt")
+    assert unpacked is not None and unpacked.read_text() == "inside\n"
+
+
+def test_copy_does_not_unpack_archives(
+    store: StoreBackend, services: Services, tmp_path: Path
+) -> None:
+    import tarfile
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (tmp_path / "inside.txt").write_text("inside\n")
+    with tarfile.open(context / "pack.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "inside.txt", arcname="inside.txt")
+    write_context(context, f"FROM {services.registry_base}\nCOPY pack.tar.gz /kept/\n")
+    image_id = store.build(BuildOptions(context), ignore_events, CancelToken())
+    assert file_in_image(store, image_id, "kept/pack.tar.gz") is not None
+
+
+def test_run_with_a_failing_command_reports_step_and_line(
+    store: StoreBackend, services: Services, tmp_path: Path
+) -> None:
+    context = write_context(
+        tmp_path, f'FROM {services.registry_base}\nENV A=1\n\nRUN exit 7\nCMD ["sh"]\n'
+    )
+    with pytest.raises(BuildFailed) as failure:
+        store.build(BuildOptions(context), ignore_events, CancelToken())
+    assert (failure.value.step, failure.value.line) == (3, 4)
+    assert "returned a non-zero code: 7" in str(failure.value)
