@@ -189,7 +189,10 @@ class _HashingReader(io.RawIOBase):
         return len(chunk)
 
     def drain(self) -> None:
-        """Read (and hash) whatever is left: tar padding after the end-of-archive marker."""
+        """Read (and hash) whatever is left: tar padding after the end-of-archive marker.
+
+        Bytes a buffer above this reader holds were hashed when they passed through here.
+        """
         while self.read(_CHUNK):
             pass
 
@@ -236,9 +239,12 @@ def apply_tar(
     try:
         with open_uncompressed(blob) as plain:
             reader = _HashingReader(plain)
+            # tarfile's stream mode copies its whole buffer on every small read, so it keeps
+            # the default small buffer and a C BufferedReader does the large reads.
+            buffered = io.BufferedReader(reader, buffer_size=_CHUNK)
             applier = _TarApplier(target)
             try:
-                with tarfile.open(fileobj=reader, mode="r|", bufsize=_CHUNK) as tar:
+                with tarfile.open(fileobj=buffered, mode="r|") as tar:
                     for member in tar:
                         if cancel is not None:
                             cancel.raise_if_cancelled()

@@ -240,8 +240,13 @@ def pull_image(
     cancel: CancelToken,
     platform: str | None = None,
     client: RegistryClient | None = None,
+    extract: bool = True,
 ) -> str:
-    """Pull reference into the layout, tag it, extract its layers; returns the image ID."""
+    """Pull reference into the layout, tag it, extract its layers; returns the image ID.
+
+    With extract=False the layers stay compressed blobs until first use (layer_dirs
+    extracts them then), which is what `skopeo copy` to an OCI layout compares with.
+    """
     wanted = parse_platform(platform) if platform else None
     client = client or RegistryClient(reference.domain)
     progress = _Progress(on_event)
@@ -283,7 +288,7 @@ def pull_image(
 
     for layer in layer_descriptors:
         progress.emit(short_id(str(layer["digest"])), "Pulling fs layer")
-    _fetch_layers(client, layout, repository, layer_descriptors, diff_ids, stop, progress)
+    _fetch_layers(client, layout, repository, layer_descriptors, diff_ids, stop, progress, extract)
 
     descriptor = Descriptor(
         manifest.media_type,
@@ -293,7 +298,9 @@ def pull_image(
         config_platform,
     )
     layers = list(zip(layer_descriptors, diff_ids, strict=True))
-    up_to_date = _commit(client, layout, repository, reference, manifest, descriptor, layers, stop)
+    up_to_date = _commit(
+        client, layout, repository, reference, manifest, descriptor, layers, stop, extract
+    )
     progress.notice(f"Digest: {top.digest}")
     if up_to_date:
         progress.notice(f"Status: Image is up to date for {shown}")
@@ -341,8 +348,9 @@ def _fetch_layers(
     diff_ids: list[str],
     stop: _StopFlag,
     progress: _Progress,
+    extract: bool,
 ) -> None:
-    """Download and extract every layer, PARALLEL_DOWNLOADS at a time."""
+    """Download (and extract) every layer, PARALLEL_DOWNLOADS at a time."""
 
     def one(layer: dict[str, Any], diff_id: str) -> None:
         digest = str(layer["digest"])
@@ -362,6 +370,8 @@ def _fetch_layers(
         else:
             progress.emit(name, "Already exists")
         stop.check()
+        if not extract:
+            return
         progress.emit(name, "Extracting", 0, int(layer["size"]))
         try:
             _extract(layout, layer, diff_id, stop)
@@ -403,6 +413,7 @@ def _commit(
     descriptor: Descriptor,
     layers: list[tuple[dict[str, Any], str]],
     stop: _StopFlag,
+    extract: bool,
 ) -> bool:
     """Store the manifest and tag it under the lock; True when the tag already pointed there.
 
@@ -421,7 +432,7 @@ def _commit(
         missing_layers = [
             (layer, diff_id)
             for layer, diff_id in layers
-            if not layer_path(layout, diff_id).is_dir()
+            if extract and not layer_path(layout, diff_id).is_dir()
         ]
         if missing_blobs or missing_layers:
             log.warning(
