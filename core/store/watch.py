@@ -56,20 +56,22 @@ def watch_paths(
     watches: Sequence[tuple[Path, Relevant]],
     on_change: Callable[[], None],
     cancel: CancelToken,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Block until cancelled, calling on_change after each burst of relevant changes.
 
-    watches pairs a directory with a test of the names in it that matter.
+    watches pairs a directory with a test of the names in it that matter; on_ready is
+    called once the watches are in place (changes before it may be missed).
     """
     directories = [directory for directory, _ in watches]
     libc = _libc()
     if libc is None:
-        _poll(directories, on_change, cancel)
+        _poll(directories, on_change, cancel, on_ready)
         return
     fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
     if fd < 0:
         log.info("inotify unavailable (errno %d); polling instead", ctypes.get_errno())
-        _poll(directories, on_change, cancel)
+        _poll(directories, on_change, cancel, on_ready)
         return
     relevant_by_watch: dict[int, Relevant] = {}
     try:
@@ -80,6 +82,8 @@ def watch_paths(
                 log.info("cannot watch %s (errno %d)", directory, ctypes.get_errno())
             else:
                 relevant_by_watch[wd] = relevant
+        if on_ready is not None:
+            on_ready()
         while not cancel.cancelled:
             ready, _, _ = select.select([fd], [], [], _TICK_SECONDS)
             if not ready:
@@ -126,9 +130,16 @@ def _snapshot(directories: Sequence[Path]) -> tuple[object, ...]:
     return tuple(state)
 
 
-def _poll(directories: Sequence[Path], on_change: Callable[[], None], cancel: CancelToken) -> None:
+def _poll(
+    directories: Sequence[Path],
+    on_change: Callable[[], None],
+    cancel: CancelToken,
+    on_ready: Callable[[], None] | None,
+) -> None:
     """The fallback: compare directory listings a few times a second."""
     previous = _snapshot(directories)
+    if on_ready is not None:
+        on_ready()
     while not cancel.wait(_TICK_SECONDS):
         current = _snapshot(directories)
         if current != previous:
