@@ -120,7 +120,9 @@ def load_archive(
             for reference_text, manifest in tagged:
                 layout.set_reference(reference_text, manifest)
         for name in loaded:
-            on_event(Notice(f"Loaded image: {name}"))
+            # docker load's own wording, which tells a tag from a bare image ID.
+            label = "Loaded image ID" if name.startswith("sha256:") else "Loaded image"
+            on_event(Notice(f"{label}: {name}"))
         return loaded
     except InvalidReference as exc:
         raise InvalidArgument(f"the archive tags an image with a bad name: {exc}") from exc

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from harness import Services
 
-from core.errors import InvalidArgument
+from core.errors import Cancelled, InvalidArgument
 from core.models import CancelToken, ignore_events
 from core.store.backend import StoreBackend
 from core.store.layout import (
@@ -235,6 +235,23 @@ def test_load_of_a_damaged_layer_stores_and_tags_nothing(
         backend.load(io.BytesIO(damaged), ignore_events, CancelToken())
     assert backend.list_images() == []
     assert list(backend.layout.blobs_dir.iterdir()) == []
+
+
+def test_a_cancelled_load_keeps_nothing(store_path: Path, base_archive: bytes) -> None:
+    cancel = CancelToken()
+    seen: list[object] = []
+
+    def cancel_on_first_progress(event: object) -> None:
+        seen.append(event)
+        cancel.cancel()
+
+    backend = StoreBackend(store_path)
+    with pytest.raises(Cancelled):
+        backend.load(io.BytesIO(base_archive), cancel_on_first_progress, cancel)
+    assert seen
+    assert backend.list_images() == []
+    assert list(backend.layout.blobs_dir.iterdir()) == []
+    assert list(backend.layout.ingest_dir.iterdir()) == []
 
 
 def test_load_of_something_that_is_not_a_tar_is_refused(store_path: Path) -> None:
