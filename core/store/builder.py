@@ -234,6 +234,7 @@ class _Session:
     containers: list[str] = field(default_factory=list)
     scratch: list[tuple[Path, int]] = field(default_factory=list)
     consumed_args: set[str] = field(default_factory=set)
+    adopted: list[str] = field(default_factory=list)
     stage_results: dict[int, StoredImage] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -527,8 +528,8 @@ class _Session:
         if volumes:
             _reset_volumes(lower, upper, volumes)
         layer = write_upper_layer(self.layout, upper, image.oci)
-        if layer is not None:
-            adopt_upper(self.layout, upper, layer.diff_id)
+        if layer is not None and adopt_upper(self.layout, upper, layer.diff_id):
+            self.adopted.append(layer.diff_id)
         self.on_event(LogLine(f"Removing intermediate container {container[:12]}"))
         self.runtime.remove(container, force=True)
         self.containers.remove(container)
@@ -701,8 +702,8 @@ class _Session:
     def finish_upper(self, image: StoredImage, upper: Path) -> NewLayer | None:
         """The upper dir as a layer, moved into layers/ as its extracted directory."""
         layer = write_upper_layer(self.layout, upper, image.oci)
-        if layer is not None:
-            adopt_upper(self.layout, upper, layer.diff_id)
+        if layer is not None and adopt_upper(self.layout, upper, layer.diff_id):
+            self.adopted.append(layer.diff_id)
         return layer
 
     def cleanup(self) -> None:
@@ -718,16 +719,21 @@ class _Session:
         self.scratch.clear()
 
     def discard(self) -> None:
-        """After a failure: take this build's intermediate images out of the index."""
+        """After a failure: take this build's intermediate images out of the index, and
+        the layer dirs it made that no remaining image stands on."""
         created = set(self.created)
-        if not created:
-            return
 
         def change(entries: list[Descriptor]) -> list[Descriptor]:
             return [e for e in entries if not (e.ref_name is None and e.digest in created)]
 
-        with contextlib.suppress(LayerdeckError, OSError):
-            self.layout.update_index(change)
+        with contextlib.suppress(LayerdeckError, OSError), self.layout.lock():
+            if created:
+                self.layout.update_index(change)
+            if self.adopted:
+                used = _diff_ids_in_index(self.layout)
+                for diff_id in self.adopted:
+                    if diff_id not in used:
+                        _remove_tree(layer_path(self.layout, diff_id))
 
 
 @dataclass
@@ -1031,11 +1037,12 @@ def _lookup_id(tree: MergedTree, table: str, name: str, what: str, kind: str) ->
     )
 
 
-def adopt_upper(layout: Layout, upper: Path, diff_id: str) -> None:
-    """Make a finished upper dir the extracted directory of its layer (a rename, no copy)."""
+def adopt_upper(layout: Layout, upper: Path, diff_id: str) -> bool:
+    """Make a finished upper dir the extracted directory of its layer (a rename, no copy);
+    False when that layer was already extracted."""
     target = layer_path(layout, diff_id)
     if target.is_dir():
-        return
+        return False
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(upper, target)
@@ -1044,6 +1051,19 @@ def adopt_upper(layout: Layout, upper: Path, diff_id: str) -> None:
         if not target.is_dir():
             raise
         log.debug("layer %s already extracted: %s", diff_id, exc)
+        return False
+    return True
+
+
+def _diff_ids_in_index(layout: Layout) -> set[str]:
+    """Every diff ID of every image in index.json."""
+    used: set[str] = set()
+    for entry in layout.manifests():
+        with contextlib.suppress(LayerdeckError, OSError):
+            _digest, manifest = platform_manifest(layout, entry)
+            config = layout.read_json(str((manifest.get("config") or {}).get("digest")))
+            used.update(str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or [])
+    return used
 
 
 def find_image(layout: Layout, reference: Reference) -> StoredImage | None:

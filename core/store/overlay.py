@@ -208,8 +208,12 @@ class UpperWriter:
             self._make_dir("/".join(parts[:index]), uid, gid, mode)
         return resolved
 
-    def _make_dir(self, prefix: str, uid: int, gid: int, mode: int) -> bool:
-        """Ensure prefix is a directory in the upper; True when it was created new."""
+    def _make_dir(self, prefix: str, uid: int, gid: int, mode: int, replace: bool = False) -> bool:
+        """Ensure prefix is a directory in the upper; True when it was created new.
+
+        A non-directory in the way is an error for a parent, and replaced (hidden by the
+        new directory, as docker's untar does) when replace is set.
+        """
         if prefix in self._ready:
             return False
         target = self.upper / prefix
@@ -220,11 +224,14 @@ class UpperWriter:
                 # Copy up: the directory keeps the owner, mode and time it had below.
                 os.mkdir(target)
                 _copy_metadata(entry.path, target, entry.info)
-        elif entry is not None:
+        elif entry is not None and not replace:
             raise InvalidArgument(f"cannot create directory /{prefix}: a file is in the way")
         else:
             with contextlib.suppress(FileNotFoundError):
-                if not target.is_dir() or target.is_symlink():
+                info = os.lstat(target)
+                if stat.S_ISDIR(info.st_mode):
+                    _remove_tree(target)
+                else:
                     target.unlink()
             os.mkdir(target)
             os.chmod(target, mode)
@@ -309,13 +316,10 @@ class UpperWriter:
 
     def write_dir(self, relative: str, mode: int, uid: int, gid: int) -> None:
         """Make (or take over) the directory at relative with this mode and owner."""
-        entry = self.tree.lookup(relative)
-        if entry is not None and not entry.is_dir:
-            self.prepare_parent(relative, uid, gid)
         parent = relative.rpartition("/")[0]
         if parent:
             self.make_dirs(parent, uid, gid)
-        self._make_dir(relative, uid, gid, mode)
+        self._make_dir(relative, uid, gid, mode, replace=True)
         target = self.upper / relative
         os.chmod(target, mode)
         os.lchown(target, uid, gid)
@@ -331,9 +335,11 @@ class UpperWriter:
 
     def write_hardlink(self, relative: str, existing: str) -> None:
         """A hard link to another path written in this upper (copied when it is below)."""
+        # Resolved inside the root, so no symlink in the upper leads the link off the tree.
+        existing = self.resolve(existing, follow_last=False)
         source = self.upper / existing
         target = self.prepare_parent(relative)
-        if source.exists():
+        if os.path.lexists(source) and not os.path.islink(source):
             os.link(source, target, follow_symlinks=False)
             return
         entry = self.lower_tree.lookup(existing)
