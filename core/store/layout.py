@@ -29,6 +29,7 @@ import secrets
 import shutil
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -275,7 +276,7 @@ class Layout:
         self.ingest_dir = self.root / "ingest"
         self.index_path = self.root / "index.json"
         self.lock_path = self.root / "lock"
-        self._index_cache: tuple[tuple[int, int, int], list[Descriptor]] | None = None
+        self._index_cache: tuple[str, list[Descriptor]] | None = None
 
     @classmethod
     def open(cls, root: Path) -> Layout:
@@ -476,33 +477,37 @@ class Layout:
 
     def manifests(self) -> list[Descriptor]:
         """Every entry of index.json (tags and dangling images), read once."""
-        try:
-            stat = self.index_path.stat()
-        except FileNotFoundError:
-            return []
-        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        raw = self._read_index_bytes()
+        key = _content_key(raw)
         cached = self._index_cache
         if cached is not None and cached[0] == key:
             return list(cached[1])
-        entries = self._read_index()
+        entries = self._parse_index(raw)
         self._index_cache = (key, entries)
         return list(entries)
 
     def index_key(self) -> str:
-        """A string that changes whenever index.json is replaced (for caches beside it)."""
-        try:
-            stat = self.index_path.stat()
-        except FileNotFoundError:
-            return "missing"
-        return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
+        """A string that changes whenever index.json's content does (for caches beside it).
 
-    def _read_index(self) -> list[Descriptor]:
+        Content, not inode and mtime: a replaced file can get the old inode number back,
+        and two writes within one clock tick share an mtime.
+        """
+        return _content_key(self._read_index_bytes())
+
+    def _read_index_bytes(self) -> bytes:
         try:
-            raw = self.index_path.read_bytes()
+            return self.index_path.read_bytes()
         except FileNotFoundError:
-            return []
+            return b""
         except OSError as exc:
             raise StoreCorrupt(f"cannot read {self.index_path}: {exc.strerror}") from exc
+
+    def _read_index(self) -> list[Descriptor]:
+        return self._parse_index(self._read_index_bytes())
+
+    def _parse_index(self, raw: bytes) -> list[Descriptor]:
+        if not raw:
+            return []
         try:
             document = json.loads(raw)
             entries = document.get("manifests") or []
@@ -838,6 +843,11 @@ class Layout:
                 )
             )
         return found
+
+
+def _content_key(raw: bytes) -> str:
+    """Size and CRC-32 of index.json's bytes: cheap (GB/s), and enough to tell versions apart."""
+    return f"{len(raw)}:{zlib.crc32(raw):08x}"
 
 
 def keep_dangling(entries: list[Descriptor], old: Descriptor) -> None:
