@@ -393,26 +393,22 @@ class Layout:
         from writer.offset. After a successful exit writer.digest is the blob's digest.
         """
         expected_hex = check_digest(expected_digest) if expected_digest is not None else None
-        if expected_digest is not None and self.has_blob(expected_digest):
+        if expected_hex is not None:
+            partial = self.ingest_dir / f"{expected_hex}.partial"
+        else:
+            partial = self.ingest_dir / f"tmp-{os.getpid()}-{secrets.token_hex(8)}.partial"
+        handle = self._open_partial(partial, expected_digest)
+        if handle is None:
+            assert expected_digest is not None
             writer = IngestWriter(None, None, 0, present=True)
             writer.digest = expected_digest
             writer.size = self.blob_size(expected_digest)
             yield writer
             return
-        if expected_hex is not None:
-            partial = self.ingest_dir / f"{expected_hex}.partial"
-        else:
-            partial = self.ingest_dir / f"tmp-{os.getpid()}-{secrets.token_hex(8)}.partial"
-        self.ingest_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            handle: BinaryIO = open(partial, "a+b")  # noqa: SIM115 - closed in finally below
-        except OSError as exc:
-            raise StoreCorrupt(f"cannot write into {self.ingest_dir}: {exc.strerror}") from exc
         keep_partial = False
         caller_failed = False
+        renamed = False
         try:
-            # Two writers of the same digest (two pulls) take turns instead of interleaving.
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             hasher = hashlib.sha256()
             offset = 0
             if resume and expected_hex is not None:
@@ -448,6 +444,7 @@ class Layout:
                 log.debug("blob %s already present; dropping the new copy", digest)
             else:
                 os.rename(partial, target)
+                renamed = True
                 _fsync_dir(self.blobs_dir)
             writer.digest = digest
         except OSError as exc:
@@ -457,10 +454,43 @@ class Layout:
                 raise StoreCorrupt(f"no space left for blob in {self.root}") from exc
             raise StoreCorrupt(f"cannot write a blob into {self.root}: {exc}") from exc
         finally:
+            # Unlink while still holding the flock, and only our own file: a writer waiting
+            # for the same digest then finds the path gone and starts over (or finds the blob).
+            if not keep_partial and not renamed:
+                with contextlib.suppress(OSError):
+                    if os.stat(partial).st_ino == os.fstat(handle.fileno()).st_ino:
+                        partial.unlink()
             handle.close()
-            if not keep_partial:
-                with contextlib.suppress(FileNotFoundError):
-                    partial.unlink()
+
+    def _open_partial(self, partial: Path, expected_digest: str | None) -> BinaryIO | None:
+        """The partial file opened and flocked, or None when the blob is already stored.
+
+        Two writers of the same digest (two pulls) take turns. The one that waited checks
+        that the path still names the file it locked: the first may have renamed it into
+        blobs/ meanwhile, and writing into that would damage a finished blob.
+        """
+        try:
+            self.ingest_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreCorrupt(f"cannot write into {self.ingest_dir}: {exc.strerror}") from exc
+        while True:
+            if expected_digest is not None and self.has_blob(expected_digest):
+                return None
+            try:
+                handle: BinaryIO = open(partial, "a+b")  # noqa: SIM115 - the caller closes it
+            except OSError as exc:
+                raise StoreCorrupt(f"cannot write into {self.ingest_dir}: {exc.strerror}") from exc
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                same = os.stat(partial).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            except BaseException:
+                handle.close()
+                raise
+            if same:
+                return handle
+            handle.close()
 
     def put_blob(self, data: bytes, media_type: str) -> Descriptor:
         """Store a small blob (a manifest or config) and return its descriptor."""

@@ -6,6 +6,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -118,6 +119,33 @@ def test_ingest_of_a_present_blob_is_skipped(tmp_path: Path) -> None:
         writer.write(b"never written")
     assert layout.read_blob(descriptor.digest) == b"already here"
     assert layout.blob_path(descriptor.digest).stat().st_mtime_ns == before
+
+
+def test_two_writers_of_one_digest_leave_one_intact_blob(tmp_path: Path) -> None:
+    layout = Layout.open(tmp_path)
+    data = os.urandom(2_000_000)
+    digest = _digest(data)
+    first_started = threading.Event()
+    outcomes: list[bool] = []
+
+    def write(wait_for_first: bool) -> None:
+        if wait_for_first:
+            assert first_started.wait(10)
+        with layout.ingest_writer(digest, len(data)) as writer:
+            first_started.set()
+            outcomes.append(writer.present)
+            for start in range(0, len(data), 100_000):
+                writer.write(data[start : start + 100_000])
+
+    threads = [threading.Thread(target=write, args=(n == 1,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # The second writer waited for the first and then found the blob already stored.
+    assert outcomes == [False, True]
+    assert layout.read_blob(digest) == data
+    assert list(layout.ingest_dir.iterdir()) == []
 
 
 def test_a_malformed_digest_is_refused(tmp_path: Path) -> None:
