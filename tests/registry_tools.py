@@ -294,6 +294,7 @@ class TokenIssuer:
     service: str
     issuer: str
     users: dict[str, str]
+    public_prefix: str = "public/"
     key: Any = None
     certificate_der: bytes = b""
     requests_seen: list[dict[str, Any]] = field(default_factory=list)
@@ -375,9 +376,14 @@ class TokenIssuer:
                         return
                     subject = user
                 if not subject:
-                    # Anonymous callers get a token with no access, as Docker Hub does for
-                    # private repositories; the registry then refuses the request.
-                    scope = ""
+                    # Like Docker Hub: anonymous callers may pull public repositories only;
+                    # for anything else their token grants nothing and the registry refuses.
+                    scope = " ".join(
+                        item
+                        for item in scope.split(" ")
+                        if item.startswith(f"repository:{issuer.public_prefix}")
+                        and item.endswith(":pull")
+                    )
                 body = json.dumps(
                     {"token": issuer.token(subject, scope), "expires_in": 300}
                 ).encode()

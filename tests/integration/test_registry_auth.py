@@ -8,9 +8,13 @@ Credentials come from a temporary DOCKER_CONFIG, exactly where `docker login` pu
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from harness import Services
@@ -20,9 +24,10 @@ from core.errors import AuthRequired
 from core.models import CancelToken, ignore_events
 from core.reference import parse_reference
 from core.search import search_catalog
-from core.store.credentials import login, logout, lookup
+from core.store.credentials import Credentials, login, logout, lookup
 from core.store.layout import Layout
 from core.store.pull import host_platform_spec, pull_image
+from core.store.registry import RegistryClient
 
 IMAGE = make_image(
     [make_layer({"secret.txt": b"only for logged-in users\n"}, "gzip")],
@@ -33,6 +38,8 @@ IMAGE = make_image(
 def _running(mode: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegistry]:
     with auth_registry(tmp_path_factory.mktemp(f"auth-{mode}"), mode) as running:
         running.pusher().push_image("private/app", "v1", IMAGE)
+        if mode == "token":
+            running.pusher().push_image("public/app", "v1", IMAGE)
         yield running
 
 
@@ -126,7 +133,7 @@ def test_logout_forgets_the_login(registry: AuthRegistry, docker_config: Path) -
 
 def test_catalog_search_with_credentials(registry: AuthRegistry, docker_config: Path) -> None:
     save_login(docker_config, registry.address, registry.username, registry.password)
-    names = [r.name for r in search_catalog(registry.address, "app")]
+    names = [r.name for r in search_catalog(registry.address, "private")]
     assert names == [f"{registry.address}/private/app"]
 
 
@@ -140,3 +147,92 @@ def test_token_is_fetched_once_per_scope(
     pull(store_path, f"{registry.address}/private/app:v1")
     scopes = [seen["scope"] for seen in registry.issuer.requests_seen]
     assert scopes == ["repository:private/app:pull"]
+
+
+def test_anonymous_token_pulls_a_public_repository(
+    token_registry: AuthRegistry, docker_config: Path, store_path: Path
+) -> None:
+    assert token_registry.issuer is not None
+    token_registry.issuer.requests_seen.clear()
+    assert pull(store_path, f"{token_registry.address}/public/app:v1") == IMAGE.image_id
+    assert [seen["authorization"] for seen in token_registry.issuer.requests_seen] == [False]
+
+
+class _BlobStorage(BaseHTTPRequestHandler):
+    """Stands in for S3: serves one blob and remembers the headers it was sent."""
+
+    blob = b"blob bytes from storage"
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        type(self).seen.append(dict(self.headers))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.blob)))
+        self.end_headers()
+        self.wfile.write(self.blob)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+class _RedirectingRegistry(BaseHTTPRequestHandler):
+    """A registry that wants Basic auth and redirects blob downloads to storage."""
+
+    storage = ""
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        if not self.headers.get("Authorization", "").startswith("Basic "):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="test"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(307)
+        self.send_header("Location", f"{self.storage}/signed/blob?sig=abc")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def redirecting_registry() -> Iterator[str]:
+    """A fake registry and a storage server on two loopback ports; the registry's address."""
+    servers = [
+        ThreadingHTTPServer(("127.0.0.1", 0), h) for h in (_BlobStorage, _RedirectingRegistry)
+    ]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    _BlobStorage.seen.clear()
+    _RedirectingRegistry.storage = f"http://127.0.0.1:{servers[0].server_address[1]}"
+    yield f"127.0.0.1:{servers[1].server_address[1]}"
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_blob_redirect_to_another_host_gets_no_registry_credentials(
+    redirecting_registry: str,
+) -> None:
+    client = RegistryClient(redirecting_registry, credentials=Credentials("user", "secret"))
+    digest = "sha256:" + hashlib.sha256(_BlobStorage.blob).hexdigest()
+    assert client.get_blob("some/repo", digest) == _BlobStorage.blob
+    assert len(_BlobStorage.seen) == 1
+    assert "Authorization" not in _BlobStorage.seen[0]
+
+
+def test_plain_http_is_refused_for_a_registry_that_is_not_loopback() -> None:
+    assert RegistryClient("registry.example.com").base_url == "https://registry.example.com"
+    assert RegistryClient("localhost:5000").base_url == "http://localhost:5000"
+    assert RegistryClient("[::1]:5000").base_url == "http://[::1]:5000"
+
+
+def test_insecure_registries_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAYERDECK_INSECURE_REGISTRIES", "reg.lan:5000, other.lan")
+    assert RegistryClient("reg.lan:5000").base_url == "http://reg.lan:5000"
+    assert RegistryClient("other.lan").base_url == "http://other.lan"
+
+
+def test_docker_hub_is_served_by_registry_1() -> None:
+    assert RegistryClient("docker.io").base_url == "https://registry-1.docker.io"
