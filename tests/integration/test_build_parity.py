@@ -234,6 +234,7 @@ CMD ["echo hi"]
 STOPSIGNAL SIGUSR1
 HEALTHCHECK --interval=30s --timeout=3s --retries=2 CMD wget -q localhost:8080 || exit 1
 SHELL ["/bin/sh", "-ec"]
+RUN id -u > /tmp/uid && echo "$APP_HOME $BUILD_NO" > /tmp/env-seen
 ONBUILD RUN echo triggered > /tmp/onbuild
 """
     )
@@ -315,7 +316,9 @@ def test_onbuild_triggers_run_in_a_child_build_like_docker(
 ) -> None:
     context = tmp_path / "child"
     context.mkdir()
-    (context / "Dockerfile").write_text("FROM parity-full\nUSER root\nRUN ls /tmp/onbuild\n")
+    (context / "Dockerfile").write_text(
+        "FROM parity-full\nUSER root\nRUN ls /tmp/onbuild && echo lost > /data/lost\n"
+    )
     services.docker("build", "--network", "none", "-t", "parity-child", str(context))
     image_id = parity_store.build(BuildOptions(context), ignore_events, CancelToken())
     assert (
