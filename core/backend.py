@@ -66,6 +66,10 @@ class Backend(Protocol):
         """Search Docker Hub, or the catalog of the registry named in `HOST/term`."""
         ...
 
+    def push(self, ref: str, on_event: EventSink, cancel: CancelToken) -> str:
+        """`docker push ref` (default tag latest) and return the pushed manifest digest."""
+        ...
+
     def remove_image(self, ref: str, force: bool = False) -> list[RemovalEntry]:
         """`docker rmi [-f] ref`: Untagged/Deleted entries; Conflict when refused."""
         ...

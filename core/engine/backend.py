@@ -205,6 +205,41 @@ class DockerEngineBackend:
         return str(self._quick().inspect_image(reference.familiar)["Id"])
 
     @engine_call
+    def push(self, ref: str, on_event: EventSink, cancel: CancelToken) -> str:
+        """`docker push ref` through the engine; returns the pushed manifest digest."""
+        reference = parse_reference(ref)
+        if reference.digest is not None:
+            raise InvalidReference(f"push takes a tag, not a digest: {reference.familiar}")
+        tag = reference.tag or "latest"
+        digest = ""
+        with self._streams.cancellable(cancel):
+            stream = self._patient().push(
+                reference.familiar_name,
+                tag,
+                stream=True,
+                decode=True,
+                auth_config=_engine_auth(reference.domain),
+            )
+            for message in stream:
+                cancel.raise_if_cancelled()
+                error = stream_error(message)
+                if error is not None:
+                    if "does not exist locally" in error:
+                        raise NotFound(error)
+                    raise error_for_message(error, fallback=RegistryError)
+                aux = message.get("aux")
+                if isinstance(aux, Mapping) and aux.get("Digest"):
+                    digest = str(aux["Digest"])
+                event = progress_event(message)
+                if event is not None:
+                    on_event(event)
+        if not digest:
+            raise RegistryError(
+                f"the engine finished pushing {reference.familiar} without a digest"
+            )
+        return digest
+
+    @engine_call
     def search(self, term: str, limit: int = 25) -> list[SearchResult]:
         """Search Docker Hub through the engine, or the catalog of the registry in `HOST/term`."""
         from core.search import search_catalog, split_search_term
@@ -516,6 +551,23 @@ class DockerEngineBackend:
                 if client is not None:
                     client.close()
             self._quick_client = self._patient_client = None
+
+
+def _engine_auth(domain: str) -> dict[str, str] | None:
+    """The saved login for domain (read now, so a login made after start-up counts)."""
+    from core.store.credentials import auth_key, lookup
+
+    credentials = lookup(domain)
+    if credentials is None:
+        return None
+    server = auth_key(domain)
+    if credentials.identity_token:
+        return {"identitytoken": credentials.identity_token, "serveraddress": server}
+    return {
+        "username": credentials.username,
+        "password": credentials.password,
+        "serveraddress": server,
+    }
 
 
 def _required(value: str, what: str) -> str:

@@ -359,6 +359,17 @@ class StoreBackend:
         finally:
             self.summary.invalidate()
 
+    @_store_errors
+    def push(self, ref: str, on_event: EventSink, cancel: CancelToken) -> str:
+        """Push the image tagged ref to its registry; returns the pushed manifest digest."""
+        from core.store.push import push_image
+
+        try:
+            return push_image(self.layout, parse_reference(ref), on_event, cancel)
+        finally:
+            # The tag gains a repo digest, as after `docker push`.
+            self.summary.invalidate()
+
     def search(self, term: str, limit: int = 25) -> list[SearchResult]:
         """Search Docker Hub, or the catalog of the registry named in `HOST/term`."""
         from core.search import search
