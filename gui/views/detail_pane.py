@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QLabel,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -26,6 +25,7 @@ from core.errors import LayerdeckError
 from core.models import ContainerSummary, HistoryEntry, ImageSummary
 from gui.models.containers import COL_COMMAND, ContainersModel, containers_of
 from gui.models.history import HistoryModel
+from gui.views.hint_table import HintTableView
 from gui.views.history_view import HistoryView
 from gui.views.inspect_view import InspectView
 from gui.views.layer_browser import LayerBrowser
@@ -68,7 +68,7 @@ class DetailPane(QWidget):
         self.history = HistoryView(self)
         self.history.setModel(self.history_model)
         self.containers_model = ContainersModel(self)
-        self.containers = QTableView(self)
+        self.containers = HintTableView(self)
         self.containers.setModel(self.containers_model)
         self.containers.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.containers.setAlternatingRowColors(True)
@@ -120,6 +120,8 @@ class DetailPane(QWidget):
         self.inspect.set_document({})
         self.history_model.set_entries([])
         self.containers_model.set_containers([])
+        self.history.set_empty_text("Loading the history…")
+        self.containers.set_empty_text("Looking for containers…")
         generation = self._generation
         backend = self._backend
         image_id = image.id
@@ -161,6 +163,8 @@ class DetailPane(QWidget):
         self.inspect.set_document({})
         self.history_model.set_entries([])
         self.containers_model.set_containers([])
+        self.history.set_empty_text("Select an image to see its layers.")
+        self.containers.set_empty_text("Select an image to see the containers made from it.")
 
     def _on_inspect(self, generation: int, document: Any) -> None:
         if generation != self._generation:
@@ -172,12 +176,14 @@ class DetailPane(QWidget):
         if generation != self._generation:
             return
         self.history_model.set_entries(entries)
+        self.history.set_empty_text("This image has no history.")
         self.historyLoaded.emit(entries)
 
     def _on_containers(self, generation: int, containers: list[ContainerSummary]) -> None:
         if generation != self._generation:
             return
         self.containers_model.set_containers(containers)
+        self.containers.set_empty_text("No container uses this image.")
         count = len(containers)
         self.tabs.setTabText(TAB_CONTAINERS, f"Containers ({count})" if count else "Containers")
         self.containersLoaded.emit(containers)
@@ -187,3 +193,7 @@ class DetailPane(QWidget):
             return
         log.info("could not load %s: %s", what, error)
         self.subtitle.setText(f"Could not load the {what}: {error}")
+        if what == "history":
+            self.history.set_empty_text(f"Could not load the history: {error}")
+        elif what == "containers":
+            self.containers.set_empty_text(f"Could not list the containers: {error}")

@@ -11,11 +11,11 @@ from PySide6.QtWidgets import (
     QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
-    QTableView,
     QWidget,
 )
 
 from gui.models.history import COL_CREATED, COL_CREATED_BY, COL_SHARE, COL_SIZE, FRACTION_ROLE
+from gui.views.hint_table import HintTableView
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -57,7 +57,7 @@ class SizeBarDelegate(QStyledItemDelegate):
         painter.restore()
 
 
-class HistoryView(QTableView):
+class HistoryView(HintTableView):
     """A table of history entries with the size-bar delegate in the share column."""
 
     def __init__(self, parent: QWidget | None = None) -> None:

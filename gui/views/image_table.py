@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, Qt
-from PySide6.QtGui import QPainter, QPaintEvent, QPalette
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QWidget
 
 from core.models import ImageSummary
 from gui.models.images import COL_CREATED, COL_ID, COL_REPOSITORY, COL_SIZE, COL_TAG, ROW_ROLE
+from gui.views.hint_table import HintTableView
 
 
-class ImageTableView(QTableView):
+class ImageTableView(HintTableView):
     """The list of images; empty_text is drawn in the middle when no row is shown."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._empty_text = ""
         self.setSortingEnabled(True)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
@@ -48,17 +47,6 @@ class ImageTableView(QTableView):
             self.setColumnWidth(column, metrics.horizontalAdvance(sample) + padding)
         self.sortByColumn(COL_CREATED, Qt.SortOrder.DescendingOrder)
 
-    def set_empty_text(self, text: str) -> None:
-        """What to say when the table shows no row (no images, nothing matches, no source)."""
-        if text != self._empty_text:
-            self._empty_text = text
-            self.viewport().update()
-
-    @property
-    def empty_text(self) -> str:
-        """The hint drawn when there is no row."""
-        return self._empty_text
-
     def selected_images(self) -> list[ImageSummary]:
         """The selected rows' images, in display order."""
         rows = sorted(index.row() for index in self.selectionModel().selectedRows())
@@ -73,20 +61,3 @@ class ImageTableView(QTableView):
         """The image of the row an index points into."""
         image = index.siblingAtColumn(0).data(ROW_ROLE) if index.isValid() else None
         return image if isinstance(image, ImageSummary) else None
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        """Draw the rows, or the empty-state hint when there are none."""
-        super().paintEvent(event)
-        model = self.model()
-        if model is None or model.rowCount() > 0 or not self._empty_text:
-            return
-        painter = QPainter(self.viewport())
-        painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
-        font = painter.font()
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        painter.setFont(font)
-        area = self.viewport().rect().adjusted(24, 24, -24, -24)
-        painter.drawText(
-            area, int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap), self._empty_text
-        )
-        painter.end()

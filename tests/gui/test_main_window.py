@@ -113,7 +113,8 @@ def runner(qapp: QApplication) -> Iterator[TaskRunner]:
     """The window's task runner, drained after the test."""
     tasks = TaskRunner()
     yield tasks
-    assert tasks.shutdown(10_000), "background tasks were still running"
+    running = [handle.name for _task, _signals, handle in tasks._live.values()]
+    assert tasks.shutdown(10_000), f"background tasks were still running: {running}"
 
 
 def engine_source(url: str) -> Source:
