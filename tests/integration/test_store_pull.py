@@ -10,7 +10,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from harness import Services, registry_manifest
@@ -24,8 +28,9 @@ from registry_tools import (
 )
 
 from core.errors import Cancelled, InvalidArgument, NotFound, RegistryError
-from core.models import CancelToken, Event, LayerProgress, Notice
+from core.models import CancelToken, Event, LayerProgress, Notice, SearchResult
 from core.reference import parse_reference
+from core.search import search_hub, split_search_term
 from core.store.backend import StoreBackend
 from core.store.layers import layer_path
 from core.store.layout import ANNOTATION_REPO_DIGEST, Layout
@@ -257,3 +262,58 @@ def test_host_platform_is_linux_and_this_machine() -> None:
     machine = platform.machine().lower()
     expected = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
     assert str(host_platform_spec()) == f"linux/{expected}"
+
+
+class _HubSearch(BaseHTTPRequestHandler):
+    """Answers like Docker Hub's /v1/search, and remembers the query it was sent."""
+
+    queries: ClassVar[list[dict[str, list[str]]]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        type(self).queries.append(parse_qs(urlsplit(self.path).query))
+        body = json.dumps(
+            {
+                "num_results": 2,
+                "results": [
+                    {
+                        "name": "busybox",
+                        "description": "Busybox base image.",
+                        "star_count": 3000,
+                        "is_official": True,
+                        "is_automated": False,
+                    },
+                    {"name": "someone/busybox-extra", "star_count": None},
+                ],
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_hub_search_maps_docker_hub_results() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HubSearch)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/search"
+        results = search_hub("busybox", 10, url=url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _HubSearch.queries[-1] == {"q": ["busybox"], "n": ["10"]}
+    assert results == [
+        SearchResult("busybox", "Busybox base image.", 3000, True, False),
+        SearchResult("someone/busybox-extra", "", 0, False, False),
+    ]
+
+
+def test_search_term_with_a_host_goes_to_that_registry() -> None:
+    assert split_search_term("127.0.0.1:5000/app") == ("127.0.0.1:5000", "app")
+    assert split_search_term("localhost/app") == ("localhost", "app")
+    assert split_search_term("user/app") == (None, "user/app")
+    assert split_search_term("docker.io/nginx") == (None, "nginx")
