@@ -424,3 +424,24 @@ def test_seed_dockerfile_is_refused_with_all_its_mistakes(
     # The five stray prose lines and the misspelt ENTRYPOINT, each named by its line.
     assert {13, 17, 22, 24, 29} <= lines
     assert parity_store.list_images(all=True) == before
+
+
+def test_docker_loads_the_built_image_with_the_same_id(
+    built: tuple[str, str], services: Services, parity_store: StoreBackend
+) -> None:
+    _engine_tag, image_id = built
+    archive = io.BytesIO()
+    parity_store.save([image_id], archive, ignore_events, CancelToken())
+    subprocess.run(
+        ["docker", "load"],
+        input=archive.getvalue(),
+        env=services.docker_env,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    loaded = services.docker("image", "inspect", "--format", "{{.Id}}", image_id).stdout.strip()
+    assert loaded == image_id
+    assert (
+        tree_differences(store_tree(parity_store, image_id), export_tree(services, image_id)) == []
+    )
