@@ -438,9 +438,14 @@ class StoreBackend:
             return kept
 
         deleted_diff_ids = self._diff_ids_of(rows, delete)
+        # Only what the deleted images held is collected: blobs of a pull or build running
+        # beside this removal are not in index.json yet and must stay.
+        let_go = self.layout.reachable(
+            [e for e in self.layout.manifests() if image_of.get(e.digest) in delete]
+        )
         self.layout.update_index(change)
         self.summary.invalidate()
-        removed = self.layout.gc() if delete else []
+        removed = self.layout.gc(let_go) if delete else []
         if delete:
             self._drop_unused_layers(deleted_diff_ids)
         return removed

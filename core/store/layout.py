@@ -675,14 +675,23 @@ class Layout:
                 os.close(fd)
         return False
 
-    def gc(self) -> list[str]:
-        """Remove blobs nothing in index.json reaches; returns the removed digests."""
+    def gc(self, candidates: set[str] | None = None) -> list[str]:
+        """Remove blobs nothing in index.json reaches; returns the removed digests.
+
+        With candidates, only those blobs are considered: what a removal just let go of,
+        which leaves alone the fresh blobs of a pull or build whose manifest is not in
+        index.json yet. Without, every blob is, sparing recent ones while an ingest runs.
+        """
         removed: list[str] = []
         with self.lock():
             keep = self.reachable(self._read_index())
-            # A pull or build in flight has blobs no manifest names yet; spare recent ones.
-            cutoff = time.time() - _INGEST_GRACE_SECONDS if self._ingest_active() else None
-            for name in sorted(os.listdir(self.blobs_dir)):
+            cutoff = None
+            if candidates is None:
+                cutoff = time.time() - _INGEST_GRACE_SECONDS if self._ingest_active() else None
+                names = sorted(os.listdir(self.blobs_dir))
+            else:
+                names = sorted(check_digest(d) for d in candidates)
+            for name in names:
                 digest = f"sha256:{name}"
                 if digest in keep:
                     continue

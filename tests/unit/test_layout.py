@@ -239,6 +239,13 @@ def test_gc_removes_unreachable_blobs_and_returns_them(tmp_path: Path) -> None:
     assert not layout.has_blob(dropped.digest)
 
 
+def test_gc_of_candidates_leaves_other_unreferenced_blobs(tmp_path: Path) -> None:
+    layout = Layout.open(tmp_path)
+    released, in_flight = _image(layout, "released"), _image(layout, "in-flight")
+    assert layout.gc({released.digest}) == [released.digest]
+    assert layout.has_blob(in_flight.digest)
+
+
 def test_gc_keeps_dangling_images(tmp_path: Path) -> None:
     layout = Layout.open(tmp_path)
     manifest = _image(layout, "a")
