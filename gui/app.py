@@ -17,6 +17,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# How long closing the window waits for background work to notice its cancel.
+SHUTDOWN_TIMEOUT_MS = 5000
+
 # Debian package -> the library Qt's xcb platform plugin loads from it.
 XCB_LIBRARIES = {
     "libxcb-cursor0": "libxcb-cursor.so.0",
@@ -108,11 +111,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.open_source(Source("store", f"Built-in store ({location})", location))
     else:
         window.open_initial_source()
-    try:
-        return int(app.exec())
-    finally:
-        window.close()
-        runner.shutdown()
+    status = int(app.exec())
+    window.close()
+    if not runner.shutdown(SHUTDOWN_TIMEOUT_MS):
+        # A back-end call that ignores its cancel token would keep the pool's destructor
+        # waiting for ever, and the app alive with no window. Leave without it.
+        log.warning(
+            "background work did not stop within %d ms; exiting anyway", SHUTDOWN_TIMEOUT_MS
+        )
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def _version() -> str:
