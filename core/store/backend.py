@@ -30,6 +30,7 @@ from core.errors import (
     InvalidReference,
     LayerdeckError,
     NotFound,
+    RegistryError,
     StoreCorrupt,
 )
 from core.models import (
@@ -324,18 +325,40 @@ class StoreBackend:
                     empty_layer=empty,
                 )
             )
-        entries.reverse()
-        if entries:
+        # Like docker, name each step that is the top of a local image in the parent chain
+        # (commit and build record parents); the rest stay <missing>.
+        for position, owner in self._chain_positions(image_id, len(entries), rows).items():
+            named = entries[position]
             tags = tuple(
                 f"{r.repository}:{r.tag}"
                 for r in rows
-                if r.image_id == image_id and r.repository and r.tag
+                if r.image_id == owner and r.repository and r.tag
             )
-            top = entries[0]
-            entries[0] = HistoryEntry(
-                image_id, top.created, top.created_by, top.size, top.comment, top.empty_layer, tags
-            )
+            entries[position] = HistoryEntry(
+                owner, named.created, named.created_by, named.size, named.comment,
+                named.empty_layer, tags,
+            )  # fmt: skip
+        entries.reverse()
         return entries
+
+    def _chain_positions(self, image_id: str, steps: int, rows: list[ImageRow]) -> dict[int, str]:
+        """Which history step (oldest first) is the top of which image up the parent chain."""
+        parent_of = {r.image_id: r.parent for r in rows}
+        positions = {steps - 1: image_id} if steps else {}
+        current = parent_of.get(image_id)
+        seen = {image_id}
+        while current and current not in seen and current in parent_of:
+            seen.add(current)
+            try:
+                config = self.layout.read_json(current)
+            except LayerdeckError:
+                break
+            history = [h for h in config.get("history") or [] if isinstance(h, dict)]
+            if not history or len(history) > steps:
+                break
+            positions.setdefault(len(history) - 1, current)
+            current = parent_of.get(current)
+        return positions
 
     @_store_errors
     def pull(
@@ -356,6 +379,9 @@ class StoreBackend:
             ) from exc
         try:
             return pull_image(self.layout, reference, on_event, cancel, platform)
+        except OSError as exc:
+            # Network trouble the pull did not translate is the registry's, not the store's.
+            raise RegistryError(f"pulling {reference.familiar} failed: {exc}") from exc
         finally:
             self.summary.invalidate()
 
@@ -566,6 +592,7 @@ class StoreBackend:
         self.summary.invalidate()
         return report
 
+    @_store_errors
     def watch(self, on_change: Callable[[], None], cancel: CancelToken) -> None:
         """Block until cancelled, calling on_change when images or containers change."""
         self.layout  # noqa: B018 - the directories must exist to be watched
@@ -580,6 +607,7 @@ class StoreBackend:
 
     # Containers, commit and build belong to the runtime and the builder.
 
+    @_store_errors
     def list_containers(self, all: bool = True) -> list[ContainerSummary]:
         """The store's containers; none where this installation has no runtime."""
         runtime = self._runtime()
@@ -599,11 +627,13 @@ class StoreBackend:
         lower = layer_dirs(self.layout, config, manifest)
         return str(runtime.create(image_id, config, lower, spec))
 
+    @_store_errors
     def run_container(self, container: str, on_event: EventSink, cancel: CancelToken) -> int:
         """Start a created container and stream its output; returns the exit code."""
         runtime = self._require_runtime("running a container")
         return int(runtime.run(container, on_event, cancel))
 
+    @_store_errors
     def remove_container(self, container: str, force: bool = False) -> None:
         """`docker rm [-f] container`."""
         self._require_runtime("removing a container").remove(container, force)

@@ -220,3 +220,28 @@ def test_watch_reports_a_tag_made_by_another_process(
 def test_ping_describes_the_store(store: StoreBackend) -> None:
     info = store.ping()
     assert info.kind == "store" and info.location == str(store.root)
+
+
+def test_history_names_local_parents_like_the_engine(
+    store: StoreBackend, services: Services, tmp_path: Path
+) -> None:
+    from core.models import BuildOptions
+
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {services.base_image}\nENV STEP=one\nLABEL step=two\n"
+    )
+    services.docker("build", "--network", "none", "-t", "layerdeck-test/chain:1", str(context))
+    engine = services.docker(
+        "history", "--format", "{{.ID}}", "layerdeck-test/chain:1"
+    ).stdout.split()
+    store.build(
+        BuildOptions(context=context, tags=("layerdeck-test/chain:1",)),
+        ignore_events,
+        CancelToken(),
+    )
+    ours = store.history("layerdeck-test/chain:1")
+    assert [h.id is None for h in ours] == [line == "<missing>" for line in engine]
+    base_id = store.inspect_image(services.base_image)["Id"]
+    assert (ours[-1].id, ours[-1].tags) == (base_id, (services.base_image,))
