@@ -84,7 +84,7 @@ from core.store.commit import (
     store_image,
     write_upper_layer,
 )
-from core.store.context import BuildContext, fetch_url, is_url
+from core.store.context import BuildContext, fetch_url, is_url, wildcard_regex
 from core.store.layers import layer_path
 from core.store.layout import (
     ANNOTATION_DANGLING,
@@ -451,7 +451,7 @@ class _Session:
                     config = self.layout.read_json(hit.image_id)
                 except LayerdeckError:
                     return None
-                parent = config_parent(manifest, config, self.layout)
+                parent = config_parent(config)
                 annotations = {"io.layerdeck.parent": parent} if parent else {}
                 platform = {
                     "os": str(config.get("os", "")),
@@ -575,7 +575,7 @@ class _Session:
         plan = self.copy_plan(state, step, keyword, sources, dest)
         chown = instruction.flag("chown") or ""
         hashes = [plan.content_hash]
-        created_by = self._nop(state, f"{keyword} {plan.kind}:{plan.short_hash} in {dest} ")
+        created_by = self._nop(state, f"{keyword} {plan.kind}:{plan.content_hash} in {dest} ")
 
         def make_layer() -> NewLayer | None:
             with self.upper(state.image) as (writer, upper):
@@ -607,9 +607,7 @@ class _Session:
                             f"source can't be a URL for COPY: {source}; use ADD for URLs"
                         )
                     fetched = fetch_url(source, self.scratch_dir(), self.cancel, line)
-                    if not fetched.name and not dest.endswith("/"):
-                        pass
-                    elif not fetched.name:
+                    if not fetched.name and dest.endswith("/"):
                         raise InvalidArgument(
                             f"cannot determine a filename from the URL {source}; give the "
                             "destination file name"
@@ -756,12 +754,10 @@ def _tree_sources(tree: MergedTree, source: str, keyword: str) -> list[_Source]:
     resolved_parent, _, last = source.strip("/").rpartition("/")
     names: list[str] = []
     if any(char in last for char in "*?["):
-        from core.store.context import _pattern_regex
-
         parent_path = tree.resolve(resolved_parent)
         entry = tree.lookup(parent_path)
         if entry is not None and entry.is_dir:
-            regex = _pattern_regex(last)
+            regex = wildcard_regex(last)
             names = [
                 f"{parent_path}/{n}" if parent_path else n
                 for n in tree.listdir(entry)
@@ -797,10 +793,6 @@ class _CopyPlan:
     allow_extract: bool
     kind: str
     content_hash: str
-
-    @property
-    def short_hash(self) -> str:
-        return self.content_hash
 
     def apply(self, writer: UpperWriter, uid: int, gid: int) -> None:
         """Copy every source into the upper dir."""
@@ -1080,10 +1072,8 @@ def full_image_id(text: str) -> str:
     return text if text.startswith("sha256:") else f"sha256:{text}"
 
 
-def config_parent(
-    manifest: Mapping[str, Any], config: Mapping[str, Any], layout: Layout
-) -> str | None:
-    """The parent image ID a cached step's config names (docker keeps it in Config.Image)."""
+def config_parent(config: Mapping[str, Any]) -> str | None:
+    """The parent image ID a step's config names (docker keeps it in Config.Image)."""
     image = (config.get("config") or {}).get("Image")
     return str(image) if isinstance(image, str) and image.startswith("sha256:") else None
 

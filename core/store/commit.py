@@ -28,7 +28,7 @@ from core.errors import InvalidArgument, LayerdeckError, NotFound, StoreCorrupt
 from core.models import CommitOptions
 from core.reference import parse_reference
 from core.store.diff import write_layer
-from core.store.layers import layer_dirs, layer_path
+from core.store.layers import layer_dirs
 from core.store.layout import (
     ANNOTATION_PARENT,
     MEDIA_TYPE_DOCKER_CONFIG,
@@ -297,8 +297,3 @@ def commit_container(layout: Layout, runtime: Runtime, options: CommitOptions) -
     log.info("committed container %s as %s", record.id[:12], image.image_id)
     assert image.image_id is not None
     return image.image_id
-
-
-def layer_is_extracted(layout: Layout, diff_id: str) -> bool:
-    """True when the layer with this diff ID already has its directory."""
-    return layer_path(layout, diff_id).is_dir()

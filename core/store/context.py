@@ -51,7 +51,7 @@ class IgnorePattern:
     directories: int
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
+def wildcard_regex(pattern: str) -> re.Pattern[str]:
     """docker's fileutils regex for one pattern (`**` spans directories, `*` does not)."""
     out = "^"
     index = 0
@@ -100,7 +100,7 @@ def parse_dockerignore(text: str) -> list[IgnorePattern]:
         line = posixpath.normpath(line).lstrip("/") if line else line
         if not line or line == ".":
             continue
-        patterns.append(IgnorePattern(line, _pattern_regex(line), exclusion, line.count("/") + 1))
+        patterns.append(IgnorePattern(line, wildcard_regex(line), exclusion, line.count("/") + 1))
     return patterns
 
 
@@ -206,7 +206,7 @@ class BuildContext:
                 names = sorted(os.listdir(directory))
             except OSError:
                 return
-            regex = _pattern_regex(head)
+            regex = wildcard_regex(head)
             for name in names:
                 if regex.match(name):
                     visit(f"{prefix}/{name}" if prefix else name, rest)

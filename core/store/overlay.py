@@ -349,11 +349,6 @@ class UpperWriter:
         info = entry.info
         _finish(target, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, info.st_mtime)
 
-    def touched(self) -> bool:
-        """True when the upper holds any change."""
-        with os.scandir(self.upper) as scan:
-            return any(True for _ in scan)
-
 
 def _finish(target: Path, mode: int, uid: int, gid: int, mtime: float) -> None:
     os.lchown(target, uid, gid)
