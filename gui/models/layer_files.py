@@ -176,7 +176,7 @@ class LayersModel(QAbstractTableModel):
             return f"{count:,}" if count else "–"
         if column == LAYER_COL_CREATED_BY:
             if layer is None:
-                return "Whole image: every file, and what later layers overwrote or removed"
+                return "Whole image"
             return short_instruction(layer.created_by) or "(no command)"
         return None
 
@@ -205,6 +205,7 @@ class FileTreeModel(QAbstractItemModel):
         # Children lists are sorted on first use: a tree of 100,000 files opens at once.
         self._children: dict[int, list[FileNode]] = {}
         self._rows: dict[int, int] = {}
+        self._quiet: dict[int, bool] = {}
 
     @property
     def root(self) -> FileNode | None:
@@ -218,6 +219,7 @@ class FileTreeModel(QAbstractItemModel):
         self._whole_image = whole_image
         self._children.clear()
         self._rows.clear()
+        self._quiet.clear()
         self.endResetModel()
 
     def _kids(self, node: FileNode) -> list[FileNode]:
@@ -293,7 +295,7 @@ class FileTreeModel(QAbstractItemModel):
         if role == NODE_ROLE:
             return node
         if role == Qt.ItemDataRole.ForegroundRole and column in (FILE_COL_NAME, FILE_COL_CHANGE):
-            return mark_colour(node.mark)
+            return mark_colour(self.shown_mark(node))
         if role == Qt.ItemDataRole.FontRole and node.mark == REMOVED:
             font = QFont()
             font.setStrikeOut(True)
@@ -304,11 +306,25 @@ class FileTreeModel(QAbstractItemModel):
             return self._tooltip(node)
         return None
 
+    def shown_mark(self, node: FileNode) -> str:
+        """The mark drawn for node: a directory a layer only rewrote for a changed child shows none.
+
+        Layer tars list the directories above every changed file; marking each of them
+        Modified would colour every path to a change.
+        """
+        if node.mark != MODIFIED or node.kind != DIRECTORY:
+            return node.mark
+        quiet = self._quiet.get(id(node))
+        if quiet is None:
+            quiet = any(child.changed for child in (node.children or {}).values())
+            self._quiet[id(node)] = quiet
+        return "" if quiet else node.mark
+
     def _text(self, node: FileNode, column: int) -> str | None:
         if column == FILE_COL_NAME:
             return f"{node.name} → {node.link}" if node.kind == SYMLINK else node.name
         if column == FILE_COL_CHANGE:
-            return MARK_WORDS.get(node.mark, "")
+            return MARK_WORDS.get(self.shown_mark(node), "")
         if column == FILE_COL_SIZE:
             return human_size(node.total)
         if column == FILE_COL_MODE:
@@ -352,13 +368,15 @@ class FileFilterModel(QSortFilterProxyModel):
 
     def set_text(self, text: str) -> None:
         """Keep rows whose name contains text (case-insensitive)."""
+        self.beginFilterChange()
         self._text = text.strip().casefold()
-        self.invalidateFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def set_only_changes(self, only: bool) -> None:
         """Keep only rows marked added, modified or removed."""
+        self.beginFilterChange()
         self._only_changes = only
-        self.invalidateFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
         """A row's own merit; recursive filtering adds the directories of accepted rows."""

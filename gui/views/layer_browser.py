@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QItemSelection, QModelIndex, Qt, Signal
-from PySide6.QtGui import QPalette, QShowEvent
+from PySide6.QtGui import QPalette, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 # Expanding every directory of a large tree stalls the view; beyond this, one level only.
 _EXPAND_ALL_LIMIT = 3000
+# Narrower than this, the layers go above the tree: side by side, both would be cut short.
+_SIDE_BY_SIDE_WIDTH = 980
 
 
 class LayerBrowser(QWidget):
@@ -78,6 +80,7 @@ class LayerBrowser(QWidget):
         self._tree_task: TaskHandle | None = None
         self._started_for: str | None = None
         self._generation = 0
+        self._split_once = False
 
         self.summary = QLabel(self)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -98,6 +101,9 @@ class LayerBrowser(QWidget):
         self.layers.verticalHeader().setVisible(False)
         self.layers.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
         self.layers.horizontalHeader().setHighlightSections(False)
+        self.layers.horizontalHeader().setDefaultAlignment(
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        )
         self.layers.horizontalHeader().setSectionResizeMode(
             LAYER_COL_CREATED_BY, QHeaderView.ResizeMode.Stretch
         )
@@ -141,7 +147,7 @@ class LayerBrowser(QWidget):
         files_layout.addWidget(self.tree, 1)
         files_layout.addWidget(self.tree_hint)
 
-        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.addWidget(self.layers)
         self.splitter.addWidget(files_side)
         self.splitter.setStretchFactor(0, 2)
@@ -191,6 +197,21 @@ class LayerBrowser(QWidget):
             self._start()
 
     # Qt
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Layers beside the tree when there is room for both, else above it."""
+        super().resizeEvent(event)
+        wide = event.size().width() >= _SIDE_BY_SIDE_WIDTH
+        orientation = Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical
+        if self.splitter.orientation() != orientation or not self._split_once:
+            self._split_once = True
+            self.splitter.setOrientation(orientation)
+            if wide:
+                width = event.size().width()
+                self.splitter.setSizes([width * 2 // 5, width * 3 // 5])
+            else:
+                height = event.size().height()
+                self.splitter.setSizes([height // 3, height * 2 // 3])
 
     def showEvent(self, event: QShowEvent) -> None:
         """Start the analysis deferred while the tab was hidden."""
@@ -362,7 +383,7 @@ class LayerBrowser(QWidget):
             (FILE_COL_CHANGE, "Modified"),
             (FILE_COL_SIZE, "999.9MB"),
             (FILE_COL_MODE, "drwxr-xr-x"),
-            (FILE_COL_OWNER, "65534:65534"),
+            (FILE_COL_OWNER, "1000:1000"),
             (FILE_COL_LAYER, "Layer"),
         ):
             self.tree.setColumnWidth(column, metrics.horizontalAdvance(sample) + padding)
