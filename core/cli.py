@@ -153,6 +153,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("context", metavar="CONTEXT")
 
+    push = verb("push", "Upload an image to a registry")
+    push.add_argument("ref", metavar="NAME[:TAG]")
+
+    login = verb("login", "Log in to a registry (default: Docker Hub)", formats=False)
+    login.add_argument("-u", "--username", help="user name")
+    login.add_argument("-p", "--password", help="password (visible to other users; prefer stdin)")
+    login.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    login.add_argument("server", nargs="?", metavar="SERVER")
+
+    logout = verb("logout", "Log out from a registry (default: Docker Hub)", formats=False)
+    logout.add_argument("server", nargs="?", metavar="SERVER")
+
+    copy = verb("copy", "Copy images to another source: engine[:URL], store[:PATH] or URL")
+    copy.add_argument(
+        "--to",
+        required=True,
+        metavar="TARGET",
+        help="engine (DOCKER_HOST), engine:URL, store (the default store), store:PATH, or a URL",
+    )
+    copy.add_argument("refs", nargs="+", metavar="IMAGE")
+
     search = verb("search", "Search a registry for images")
     search.add_argument("--limit", type=int, default=25, help="at most this many results")
     search.add_argument("--no-trunc", action="store_true", help="do not truncate output")
@@ -344,6 +367,9 @@ def _open(args: argparse.Namespace) -> Backend:
 
 
 def _dispatch(args: argparse.Namespace, terminal: Terminal) -> int:
+    if args.verb in REGISTRY_VERBS:
+        # A login or logout talks to a registry and the docker config: no back end needed.
+        return REGISTRY_VERBS[args.verb](args, terminal)
     verb: Callable[[Backend, argparse.Namespace, Terminal], int] = VERBS[args.verb]
     if args.verb == "build" and args.check:
         # The check reads only the Dockerfile: no back end has to answer for it.
@@ -600,6 +626,116 @@ def pull_with_progress(
 ) -> str:
     """Pull ref, rendering events through printer; Ctrl+C cancels. Returns the image ID."""
     return run_cancellable(lambda cancel: backend.pull(ref, printer, cancel, platform=platform))
+
+
+def cmd_push(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> int:
+    """`push`: upload an image with docker's progress lines; prints the pushed digest."""
+    from core.cli_render import EventPrinter, write_json
+    from core.reference import parse_reference
+
+    reference = parse_reference(args.ref)
+    printer = EventPrinter(terminal.out, terminal.err, as_json=args.format == "json")
+    digest = run_cancellable(lambda cancel: backend.push(args.ref, printer, cancel))
+    if printer.as_json:
+        write_json(terminal.out, {"digest": digest, "reference": str(reference)}, indent=None)
+    elif not any(digest in line for line in printer.seen):
+        terminal.print(f"{reference.tag or 'latest'}: digest: {digest}")
+    return EXIT_OK
+
+
+def _registry_host(server: str | None) -> str:
+    """The registry a login names: Docker Hub by default; URLs and paths cut to the host."""
+    if not server:
+        return "docker.io"
+    text = server.strip()
+    for prefix in ("https://", "http://"):
+        text = text.removeprefix(prefix)
+    host = text.split("/", 1)[0]
+    if not host:
+        raise InvalidArgument(f"{server!r} does not name a registry")
+    return host
+
+
+def cmd_login(args: argparse.Namespace, terminal: Terminal) -> int:
+    """`login`: check the credentials with the registry, then save them where docker does."""
+    from core.store.credentials import login
+
+    host = _registry_host(args.server)
+    username = args.username
+    password = args.password
+    if args.password_stdin:
+        if password:
+            raise InvalidArgument("--password and --password-stdin are mutually exclusive")
+        if not username:
+            raise InvalidArgument("--password-stdin needs the user name in --username")
+        password = sys.stdin.read().rstrip("\r\n")
+    elif password:
+        terminal.error("WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
+    if not username or not password:
+        if not sys.stdin.isatty():
+            raise InvalidArgument(
+                "login needs --username and a password (--password-stdin) when not on a terminal"
+            )
+        import getpass
+
+        if not username:
+            terminal.out.write("Username: ")
+            terminal.out.flush()
+            username = sys.stdin.readline().strip()
+        if not password:
+            password = getpass.getpass("Password: ")
+    login(host, username, password)
+    terminal.print("Login Succeeded")
+    return EXIT_OK
+
+
+def cmd_logout(args: argparse.Namespace, terminal: Terminal) -> int:
+    """`logout`: forget the saved login for a registry."""
+    from core.store.credentials import logout
+
+    host = _registry_host(args.server)
+    if logout(host):
+        terminal.print(f"Removing login credentials for {host}")
+    else:
+        terminal.print(f"Not logged in to {host}")
+    return EXIT_OK
+
+
+def _copy_target(text: str) -> Backend:
+    """The back end `copy --to` names: engine[:URL], store[:PATH], or an engine URL."""
+    from core.backend import open_engine, open_store
+
+    kind, _sep, rest = text.partition(":")
+    if kind == "engine":
+        return open_engine(rest or None)
+    if kind == "store":
+        return open_store(Path(rest).expanduser() if rest else None)
+    if "://" in text:
+        return open_engine(text)
+    raise InvalidArgument(
+        f"invalid copy target {text!r}: use engine, engine:URL, store, store:PATH or an engine URL"
+    )
+
+
+def cmd_copy(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> int:
+    """`copy --to TARGET IMAGE...`: move images to another source, keeping their IDs."""
+    from core.cli_render import EventPrinter, write_json
+    from core.transfer import copy_images
+
+    target = _copy_target(args.to)
+    try:
+        printer = EventPrinter(terminal.err, terminal.err, progress_off_tty=False)
+        loaded = run_cancellable(
+            lambda cancel: copy_images(backend, target, list(args.refs), printer, cancel)
+        )
+    finally:
+        target.close()
+    if args.format == "json":
+        write_json(terminal.out, loaded)
+    else:
+        for name in loaded:
+            terminal.print(f"Copied: {name}")
+    return EXIT_OK
 
 
 def cmd_rmi(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> int:
@@ -1008,12 +1144,19 @@ VERBS: dict[str, Callable[[Backend, argparse.Namespace, Terminal], int]] = {
     "commit": cmd_commit,
     "build": cmd_build,
     "search": cmd_search,
+    "push": cmd_push,
+    "copy": cmd_copy,
     "save": cmd_save,
     "load": cmd_load,
     "prune": cmd_prune,
     "run": cmd_run,
     "rm": cmd_rm,
     "fsck": cmd_fsck,
+}
+
+REGISTRY_VERBS: dict[str, Callable[[argparse.Namespace, Terminal], int]] = {
+    "login": cmd_login,
+    "logout": cmd_logout,
 }
 
 

@@ -1,0 +1,120 @@
+"""The push, login, logout and copy verbs of `layerdeck`, against the real services."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Services
+from registry_tools import AuthRegistry, auth_registry
+
+from core.cli import EXIT_FAILED, EXIT_OK, Terminal, run_cli
+from core.store.credentials import lookup
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = run_cli(list(argv), Terminal(out, err))
+    return status, out.getvalue(), err.getvalue()
+
+
+def _unique_image(services: Services) -> str:
+    name = f"clipush-{os.urandom(4).hex()}:v1"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("note.txt")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"hey\n"))
+    subprocess.run(
+        ["docker", "import", "-", name],
+        input=buffer.getvalue(),
+        env=services.docker_env,
+        check=True,
+        capture_output=True,
+    )
+    return name
+
+
+@pytest.fixture(scope="module")
+def basic_registry(
+    services: Services, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AuthRegistry]:
+    """A registry with htpasswd basic auth."""
+    with auth_registry(tmp_path_factory.mktemp("cli-basic"), "basic") as registry:
+        yield registry
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty DOCKER_CONFIG for this test."""
+    directory = tmp_path / "docker-config"
+    directory.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(directory))
+    return directory
+
+
+def test_login_with_password_stdin_saves_the_login(
+    basic_registry: AuthRegistry, docker_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(basic_registry.password + "\n"))
+    status, out, _err = _cli(
+        "login", "-u", basic_registry.username, "--password-stdin", basic_registry.address
+    )
+    assert (status, out) == (EXIT_OK, "Login Succeeded\n")
+    saved = lookup(basic_registry.address)
+    assert saved is not None and saved.password == basic_registry.password
+
+
+def test_login_with_a_wrong_password_fails_and_saves_nothing(
+    basic_registry: AuthRegistry, docker_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("wrong\n"))
+    status, _out, err = _cli(
+        "login", "-u", basic_registry.username, "--password-stdin", basic_registry.address
+    )
+    assert status == EXIT_FAILED
+    assert "refused" in err
+    assert not (docker_config / "config.json").exists()
+
+
+def test_logout_removes_the_login(
+    basic_registry: AuthRegistry, docker_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(basic_registry.password))
+    _cli("login", "-u", basic_registry.username, "--password-stdin", basic_registry.address)
+    status, out, _err = _cli("logout", basic_registry.address)
+    assert (status, out) == (EXIT_OK, f"Removing login credentials for {basic_registry.address}\n")
+    assert lookup(basic_registry.address) is None
+    assert (
+        _cli("logout", basic_registry.address)[1] == f"Not logged in to {basic_registry.address}\n"
+    )
+
+
+def test_copy_to_the_store_then_push_from_it(
+    services: Services, store_path: Path, docker_config: Path
+) -> None:
+    name = _unique_image(services)
+    status, out, err = _cli(
+        "--engine", services.engine_url, "copy", "--to", f"store:{store_path}", name
+    )
+    assert status == EXIT_OK, err
+    assert out == f"Copied: {name}\n"
+    target = services.registry_ref(f"cli/{name.split(':')[0]}", "v1")
+    assert _cli("--store", str(store_path), "tag", name, target)[0] == EXIT_OK
+    status, out, err = _cli("--store", str(store_path), "--format", "json", "push", target)
+    assert status == EXIT_OK, err
+    digest = json.loads(out.splitlines()[-1])["digest"]
+    assert digest.startswith("sha256:")
+
+
+def test_copy_to_an_unknown_kind_of_target_is_a_usage_error(store_path: Path) -> None:
+    status, _out, err = _cli("--store", str(store_path), "copy", "--to", "floppy", "x:1")
+    assert status == EXIT_FAILED
+    assert "invalid copy target" in err
