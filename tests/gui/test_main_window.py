@@ -13,7 +13,7 @@ import pytest
 from harness import Services
 from PySide6.QtCore import QItemSelectionModel, QSettings, Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QInputDialog
 
 import gui.app as app_module
 from core.models import ImageSummary
@@ -298,6 +298,35 @@ def test_run_creates_a_container_and_reports_its_exit_code(
         )
     finally:
         services.docker("rm", "-f", container, check=False)
+
+
+def test_tag_adds_a_row_for_the_new_reference(
+    qtbot, window: MainWindow, services: Services
+) -> None:
+    select(qtbot, window, services.base_image)
+    window.tag_action.trigger()
+    prompt = window.findChild(QInputDialog)
+    assert prompt is not None
+    prompt.setTextValue("layerdeck-gui/tagged-here:2")
+    try:
+        prompt.accept()
+        qtbot.waitUntil(lambda: row_of(window, "layerdeck-gui/tagged-here:2") >= 0, timeout=WAIT_MS)
+    finally:
+        services.docker("rmi", "layerdeck-gui/tagged-here:2", check=False)
+
+
+def test_tag_with_a_bad_reference_says_why_and_changes_nothing(
+    qtbot, window: MainWindow, services: Services
+) -> None:
+    select(qtbot, window, services.base_image)
+    rows = window.model.rowCount()
+    window.tag_action.trigger()
+    prompt = window.findChild(QInputDialog)
+    prompt.setTextValue("Not A Valid:Reference!")
+    prompt.accept()
+    assert window.banner.isVisible()
+    assert "Cannot tag" in window.banner.text.text()
+    assert window.model.rowCount() == rows
 
 
 def test_history_tab_lists_layers_with_the_largest_bar_full(qtbot, window: MainWindow) -> None:
