@@ -463,20 +463,28 @@ class StoreBackend:
                 keep_dangling(kept, entry)
             return kept
 
-        deleted_diff_ids = self._diff_ids_of(rows, delete)
+        if not delete:
+            self.layout.update_index(change)
+            self.summary.invalidate()
+            return []
+        # A forced delete can leave a stopped container on the image, as in docker: what the
+        # container stands on (layer dirs, and the config commit reads) stays.
+        held = {c.image_id for c in self.list_containers(all=True)} & delete
+        deleted_diff_ids = self._diff_ids_of(delete - held) - self._diff_ids_of(held)
+        entries = self.layout.manifests()
         # Only what the deleted images held is collected: blobs of a pull or build running
         # beside this removal are not in index.json yet and must stay.
         let_go = self.layout.reachable(
-            [e for e in self.layout.manifests() if image_of.get(e.digest) in delete]
-        )
+            [e for e in entries if image_of.get(e.digest) in delete - held]
+        ) - self.layout.reachable([e for e in entries if image_of.get(e.digest) in held])
         self.layout.update_index(change)
         self.summary.invalidate()
-        removed = self.layout.gc(let_go) if delete else []
-        if delete:
-            self._drop_unused_layers(deleted_diff_ids)
+        removed = self.layout.gc(let_go)
+        self._drop_unused_layers(deleted_diff_ids)
         return removed
 
-    def _diff_ids_of(self, rows: list[ImageRow], image_ids: set[str]) -> set[str]:
+    def _diff_ids_of(self, image_ids: set[str]) -> set[str]:
+        """The diff IDs of the images' layers (from their configs)."""
         found: set[str] = set()
         for image_id in image_ids:
             with contextlib.suppress(LayerdeckError):
@@ -489,11 +497,7 @@ class StoreBackend:
         layers_dir = self.root / LAYERS_DIR
         if not candidates or not layers_dir.is_dir():
             return
-        rows = self._rows()
-        still_used = self._diff_ids_of(rows, {r.image_id for r in rows})
-        # A forced delete can leave a container on the image: keep what containers stand on.
-        for container in self.list_containers(all=True):
-            still_used |= self._diff_ids_of([], {container.image_id})
+        still_used = self._diff_ids_of({r.image_id for r in self._rows()})
         for diff_id in candidates - still_used:
             path = layers_dir / diff_id.removeprefix("sha256:")
             if path.is_dir():

@@ -245,3 +245,22 @@ def test_history_names_local_parents_like_the_engine(
     assert [h.id is None for h in ours] == [line == "<missing>" for line in engine]
     base_id = store.inspect_image(services.base_image)["Id"]
     assert (ours[-1].id, ours[-1].tags) == (base_id, (services.base_image,))
+
+
+def test_forced_rmi_under_a_stopped_container_keeps_what_it_runs_on(
+    store: StoreBackend, services: Services
+) -> None:
+    from core.models import ContainerSpec
+
+    container = store.create_container(
+        ContainerSpec(image=services.base_image, command=("ls", "/bin/busybox"))
+    )
+    with pytest.raises(Conflict, match="must force"):
+        store.remove_image(services.base_image)
+    entries = [e.action for e in store.remove_image(services.base_image, force=True)]
+    assert entries == ["Untagged", "Deleted"]
+    assert store.list_images() == []
+    lines: list[object] = []
+    assert store.run_container(container, lines.append, CancelToken()) == 0
+    assert [getattr(line, "text", None) for line in lines] == ["/bin/busybox"]
+    store.remove_container(container)
