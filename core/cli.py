@@ -643,24 +643,11 @@ def cmd_push(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> 
     return EXIT_OK
 
 
-def _registry_host(server: str | None) -> str:
-    """The registry a login names: Docker Hub by default; URLs and paths cut to the host."""
-    if not server:
-        return "docker.io"
-    text = server.strip()
-    for prefix in ("https://", "http://"):
-        text = text.removeprefix(prefix)
-    host = text.split("/", 1)[0]
-    if not host:
-        raise InvalidArgument(f"{server!r} does not name a registry")
-    return host
-
-
 def cmd_login(args: argparse.Namespace, terminal: Terminal) -> int:
     """`login`: check the credentials with the registry, then save them where docker does."""
-    from core.store.credentials import login
+    from core.store.credentials import login, registry_host
 
-    host = _registry_host(args.server)
+    host = registry_host(args.server)
     username = args.username
     password = args.password
     if args.password_stdin:
@@ -691,9 +678,9 @@ def cmd_login(args: argparse.Namespace, terminal: Terminal) -> int:
 
 def cmd_logout(args: argparse.Namespace, terminal: Terminal) -> int:
     """`logout`: forget the saved login for a registry."""
-    from core.store.credentials import logout
+    from core.store.credentials import logout, registry_host
 
-    host = _registry_host(args.server)
+    host = registry_host(args.server)
     if logout(host):
         terminal.print(f"Removing login credentials for {host}")
     else:

@@ -63,6 +63,20 @@ def auth_key(host: str) -> str:
     return host
 
 
+def registry_host(server: str | None) -> str:
+    """The registry a login names, as `docker login` reads it: Docker Hub when empty, and a
+    URL or a path cut down to its host (`https://host:5000/v2/` -> `host:5000`)."""
+    if server is None or not server.strip():
+        return "docker.io"
+    text = server.strip()
+    for prefix in ("https://", "http://"):
+        text = text.removeprefix(prefix)
+    host = text.split("/", 1)[0]
+    if not host or any(c.isspace() for c in host):
+        raise InvalidArgument(f"{server!r} does not name a registry")
+    return _canonical_host(host)
+
+
 def _host_of_key(key: str) -> str:
     """`https://host:5000/v1/` -> `host:5000`, the way docker matches legacy auths keys."""
     text = key.strip()
