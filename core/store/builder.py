@@ -272,7 +272,7 @@ class _Session:
             state = self._guarded(
                 step, lambda stage=stage, step=step: self.begin_stage(stage, step)
             )
-            self.on_event(LogLine(f" ---> {state.image.short_id or '<none>'}"))
+            self.on_event(LogLine(f" ---> {state.image.short_id}"))
             for instruction in stage.instructions:
                 self.cancel.raise_if_cancelled()
                 index += 1
@@ -376,7 +376,11 @@ class _Session:
         else:
             self.config_step(state, step)
 
-    def _nop(self, state: _StageState, comment: str) -> str:
+    def _nop(self, state: _StageState, comment: str, joined: bool = False) -> str:
+        """docker's `#(nop)` created_by: most steps add the comment as a word of its own
+        (two spaces), WORKDIR, ADD and COPY glue it to the marker (one space)."""
+        if joined:
+            return " ".join([*state.shell, f"#(nop) {comment}"])
         return " ".join([*state.shell, "#(nop) ", comment])
 
     def config_step(self, state: _StageState, step: _Step) -> None:
@@ -548,7 +552,7 @@ class _Session:
                 writer.make_dirs(workdir.lstrip("/"))
                 return self.finish_upper(state.image, upper)
 
-        created_by = self._nop(state, f"WORKDIR {workdir}")
+        created_by = self._nop(state, f"WORKDIR {workdir}", joined=True)
         self.commit_step(state, step, created_by, make_layer, ())
 
     # -- ADD and COPY --------------------------------------------------------------------
@@ -575,7 +579,12 @@ class _Session:
         plan = self.copy_plan(state, step, keyword, sources, dest)
         chown = instruction.flag("chown") or ""
         hashes = [plan.content_hash]
-        created_by = self._nop(state, f"{keyword} {plan.kind}:{plan.content_hash} in {dest} ")
+        # docker's own wording, including no space after a --chown value.
+        name = f"{keyword} --chown={chown}" if chown else f"{keyword} "
+        source = plan.content_hash.removeprefix("sha256:")
+        if plan.kind:
+            source = f"{plan.kind}:{source}"
+        created_by = self._nop(state, f"{name}{source} in {destination} ", joined=True)
 
         def make_layer() -> NewLayer | None:
             with self.upper(state.image) as (writer, upper):
@@ -627,6 +636,8 @@ class _Session:
                 "a directory and end with a /"
             )
         kind = "multi" if len(items) > 1 else ("dir" if items[0].is_dir else "file")
+        if len(items) == 1 and items[0].url:
+            kind = ""  # docker names a fetched URL by its content hash alone
         return _CopyPlan(items, dest, keyword == "ADD" and not source_stage, kind, content_hash)
 
     def context_sources(self, source: str, keyword: str, line: int) -> list[_Source]:
@@ -1093,12 +1104,19 @@ def _nop_comment(
         value = run_config.get("Cmd" if keyword == "CMD" else "Entrypoint") or []
         return f"{keyword} {_go_quoted(value)}"
     if keyword == "SHELL":
-        return f"SHELL {_go_quoted(list(run_config.get('Shell') or []))}"
+        return f"SHELL [{' '.join(run_config.get('Shell') or [])}]"
     if keyword == "VOLUME":
         return f"VOLUME [{' '.join(arguments)}]"
     if keyword == "HEALTHCHECK":
+        # Go's %q of docker's HealthConfig struct: the test, three durations, the retries.
         health = run_config.get("Healthcheck") or {}
-        return f"HEALTHCHECK &{{{_go_quoted(list(health.get('Test') or []))}}}"
+        durations = " ".join(
+            f'"{_go_duration(int(health.get(key) or 0))}"'
+            for key in ("Interval", "Timeout", "StartPeriod")
+        )
+        retries = _go_rune(int(health.get("Retries") or 0))
+        test = _go_quoted(list(health.get("Test") or []))
+        return f"HEALTHCHECK &{{{test} {durations} {retries}}}"
     if keyword == "ONBUILD":
         triggers = run_config.get("OnBuild") or []
         return f"ONBUILD {triggers[-1] if triggers else ''}"
@@ -1108,6 +1126,36 @@ def _nop_comment(
 def _go_quoted(values: list[str]) -> str:
     """Go's %q of a string slice: `["a" "b"]`."""
     return "[" + " ".join(json.dumps(value, ensure_ascii=False) for value in values) + "]"
+
+
+def _go_duration(nanoseconds: int) -> str:
+    """Go's time.Duration.String() for whole units: 0s, 3s, 1m30s, 1h0m0s, 500ms."""
+    if nanoseconds == 0:
+        return "0s"
+    if nanoseconds < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if nanoseconds >= size:
+                value = nanoseconds / size
+                text = f"{value:.9f}".rstrip("0").rstrip(".")
+                return f"{text}{unit}"
+    seconds = nanoseconds / 1_000_000_000
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{int(hours)}h{int(minutes)}m{text}"
+    if minutes:
+        return f"{int(minutes)}m{text}"
+    return text
+
+
+def _go_rune(value: int) -> str:
+    """Go's %q of an integer: the character it codes, quoted."""
+    if 32 <= value < 127 and chr(value) not in "'\\":
+        return f"'{chr(value)}'"
+    if value < 256:
+        return f"'\\x{value:02x}'"
+    return f"'\\u{value:04x}'"
 
 
 def _go_arch() -> str:

@@ -445,3 +445,20 @@ def test_docker_loads_the_built_image_with_the_same_id(
     assert (
         tree_differences(store_tree(parity_store, image_id), export_tree(services, image_id)) == []
     )
+
+
+def test_history_matches_docker_but_for_source_hashes(
+    built: tuple[str, str], services: Services, parity_store: StoreBackend
+) -> None:
+    import re
+
+    engine_tag, image_id = built
+    # docker hashes ADD/COPY sources with its own tarsum; everything else must be equal.
+    masked = re.compile(r"[0-9a-f]{64}")
+    theirs = services.docker(
+        "history", "--no-trunc", "--format", "{{.CreatedBy}}", engine_tag
+    ).stdout.splitlines()
+    ours = [entry.created_by for entry in parity_store.history(image_id)]
+    assert [masked.sub("<hash>", line) for line in ours] == [
+        masked.sub("<hash>", line) for line in theirs
+    ]
