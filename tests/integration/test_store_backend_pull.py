@@ -34,6 +34,14 @@ def test_pull_lists_the_engine_id_and_the_registry_digest(
     assert pulled.inspect_image(services.registry_base)["RepoDigests"] == engine["RepoDigests"]
 
 
+def test_pulled_size_is_within_a_few_percent_of_the_engine(
+    pulled: StoreBackend, services: Services
+) -> None:
+    engine_size = int(str(_engine_inspect(services, services.registry_base)["Size"]))
+    size = pulled.list_images()[0].size
+    assert abs(size - engine_size) <= engine_size * 0.03, (size, engine_size)
+
+
 def test_rmi_of_a_pulled_tag_untags_its_digest_like_the_engine(
     pulled: StoreBackend, services: Services
 ) -> None:
