@@ -146,7 +146,7 @@ class _Progress:
             self._on_event(Notice(text))
 
 
-class _StopFlag:
+class StopFlag:
     """Stops the other workers when one fails, and honours the caller's cancel."""
 
     def __init__(self, cancel: CancelToken) -> None:
@@ -169,7 +169,7 @@ def fetch_blob(
     layout: Layout,
     repository: str,
     descriptor: Mapping[str, Any],
-    stop: _StopFlag,
+    stop: StopFlag,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> bool:
     """Download one blob into the layout, resuming from ingest/; False if it was present."""
@@ -204,7 +204,7 @@ def _stream_into(
     digest: str,
     size: int,
     writer: Any,
-    stop: _StopFlag,
+    stop: StopFlag,
     on_progress: Callable[[int, int], None] | None,
 ) -> None:
     offset = int(writer.offset)
@@ -253,7 +253,7 @@ def pull_image(
     repository = reference.path
     target = reference.digest or reference.tag or "latest"
     shown = reference.familiar
-    progress.notice(f"{reference.tag or reference.digest}: Pulling from {reference.familiar_name}")
+    progress.notice(f"{reference.tag or reference.digest}: Pulling from {reference.path}")
     cancel.raise_if_cancelled()
 
     top = client.get_manifest(repository, target)
@@ -268,7 +268,7 @@ def pull_image(
     config_descriptor: dict[str, Any] = document["config"]
     layer_descriptors: list[dict[str, Any]] = document["layers"]
 
-    stop = _StopFlag(cancel)
+    stop = StopFlag(cancel)
     image_id = str(config_descriptor["digest"])
     with layout.lock():
         # Under the lock so that no gc drops the (still unreferenced) config in between.
@@ -346,7 +346,7 @@ def _fetch_layers(
     repository: str,
     layers: list[dict[str, Any]],
     diff_ids: list[str],
-    stop: _StopFlag,
+    stop: StopFlag,
     progress: _Progress,
     extract: bool,
 ) -> None:
@@ -394,7 +394,7 @@ def _fetch_layers(
     _raise_first(futures, stop)
 
 
-def _raise_first(futures: list[Future[None]], stop: _StopFlag) -> None:
+def _raise_first(futures: list[Future[None]], stop: StopFlag) -> None:
     """Re-raise the error that stopped the pull (not the Cancelled it caused in the others)."""
     errors = [f.exception() for f in futures if f.exception() is not None]
     real = [e for e in errors if not isinstance(e, Cancelled)]
@@ -412,7 +412,7 @@ def _commit(
     manifest: Manifest,
     descriptor: Descriptor,
     layers: list[tuple[dict[str, Any], str]],
-    stop: _StopFlag,
+    stop: StopFlag,
     extract: bool,
 ) -> bool:
     """Store the manifest and tag it under the lock; True when the tag already pointed there.
@@ -448,7 +448,7 @@ def _commit(
         return _set_reference(layout, reference, descriptor)
 
 
-def _extract(layout: Layout, layer: Mapping[str, Any], diff_id: str, stop: _StopFlag) -> None:
+def _extract(layout: Layout, layer: Mapping[str, Any], diff_id: str, stop: StopFlag) -> None:
     extract_layer(
         layout, diff_id, str(layer["digest"]), str(layer.get("mediaType", "")), stop.cancel
     )

@@ -7,11 +7,16 @@ so the kill lands mid-download every time, without timing guesses.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from harness import Services
@@ -20,7 +25,8 @@ from registry_tools import Image, RegistryPusher, make_image, make_layer
 from core.models import CancelToken, Event, LayerProgress
 from core.reference import parse_reference
 from core.store.layout import Layout
-from core.store.pull import host_platform_spec, pull_image
+from core.store.pull import StopFlag, fetch_blob, host_platform_spec, pull_image
+from core.store.registry import RegistryClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,3 +120,63 @@ def test_pull_after_a_kill_resumes_and_leaves_a_clean_store(
     report = layout.fsck(repair=False)
     assert report.clean, str(report)
     assert list(layout.ingest_dir.iterdir()) == []
+
+
+class _RangeIgnoringRegistry(BaseHTTPRequestHandler):
+    """Serves one blob whole, whatever Range asks for (some registries and proxies do)."""
+
+    blob = b""
+    ranges: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        type(self).ranges.append(self.headers.get("Range"))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.blob)))
+        self.end_headers()
+        self.wfile.write(self.blob)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def range_ignoring_registry() -> Iterator[str]:
+    """A loopback registry that ignores Range; its address."""
+    _RangeIgnoringRegistry.blob = os.urandom(3 << 20)
+    _RangeIgnoringRegistry.ranges.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RangeIgnoringRegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _fetch_with_partial(store: Path, registry: str, partial: bytes) -> Layout:
+    """fetch_blob of the fake registry's blob, with partial already in ingest/."""
+    blob = _RangeIgnoringRegistry.blob
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    layout = Layout.open(store)
+    (layout.ingest_dir / f"{digest.removeprefix('sha256:')}.partial").write_bytes(partial)
+    descriptor = {"digest": digest, "size": len(blob)}
+    fetch_blob(RegistryClient(registry), layout, "repo", descriptor, StopFlag(CancelToken()))
+    return layout
+
+
+def test_resume_from_a_registry_that_ignores_range_skips_what_is_there(
+    store_path: Path, range_ignoring_registry: str
+) -> None:
+    blob = _RangeIgnoringRegistry.blob
+    layout = _fetch_with_partial(store_path, range_ignoring_registry, blob[: 1 << 20])
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    assert layout.read_blob(digest) == blob
+    assert _RangeIgnoringRegistry.ranges == [f"bytes={1 << 20}-"]
+
+
+def test_a_damaged_partial_download_is_discarded_and_fetched_again(
+    store_path: Path, range_ignoring_registry: str
+) -> None:
+    blob = _RangeIgnoringRegistry.blob
+    layout = _fetch_with_partial(store_path, range_ignoring_registry, os.urandom(1 << 20))
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    assert layout.read_blob(digest) == blob
+    assert _RangeIgnoringRegistry.ranges == [f"bytes={1 << 20}-", None]
