@@ -7,7 +7,6 @@ import json
 import multiprocessing
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -186,11 +185,15 @@ def test_removing_a_missing_reference_is_not_found(tmp_path: Path) -> None:
         layout.remove_reference("docker.io/library/nothing:latest")
 
 
-def _hold_lock(root: str, holding: multiprocessing.synchronize.Event, release: float) -> None:
+def _hold_lock(
+    root: str,
+    holding: multiprocessing.synchronize.Event,
+    release: multiprocessing.synchronize.Event,
+) -> None:
     layout = Layout(Path(root))
     with layout.lock():
         holding.set()
-        time.sleep(release)
+        release.wait(60)
 
 
 def _try_lock(root: str, acquired: multiprocessing.synchronize.Event) -> None:
@@ -201,20 +204,21 @@ def _try_lock(root: str, acquired: multiprocessing.synchronize.Event) -> None:
 def test_the_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
     Layout.open(tmp_path)
     context = multiprocessing.get_context("spawn")
-    holding, acquired = context.Event(), context.Event()
-    holder = context.Process(target=_hold_lock, args=(str(tmp_path), holding, 3.0))
+    holding, release, acquired = context.Event(), context.Event(), context.Event()
+    holder = context.Process(target=_hold_lock, args=(str(tmp_path), holding, release))
     holder.start()
     try:
         assert holding.wait(30)
         waiter = context.Process(target=_try_lock, args=(str(tmp_path), acquired))
         waiter.start()
-        # While the holder sleeps the waiter must still be blocked.
+        # While the holder holds the lock the waiter stays blocked ...
         assert not acquired.wait(1.0)
-        assert holder.is_alive()
-        holder.join(30)
+        release.set()
+        # ... and gets it once the holder lets go.
         assert acquired.wait(30)
         waiter.join(30)
     finally:
+        release.set()
         holder.join(30)
 
 
