@@ -462,3 +462,24 @@ def test_history_matches_docker_but_for_source_hashes(
     assert [masked.sub("<hash>", line) for line in ours] == [
         masked.sub("<hash>", line) for line in theirs
     ]
+
+
+def test_rebuild_steps_and_cache_lines_match_docker(
+    built: tuple[str, str],
+    services: Services,
+    parity_store: StoreBackend,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from core.models import BuildStep, Event, LogLine
+
+    context = next(tmp_path_factory.getbasetemp().glob("full*/context"))
+    output = services.docker("build", "--network", "host", str(context)).stdout.splitlines()
+    events: list[Event] = []
+    parity_store.build(BuildOptions(context, network="host"), events.append, CancelToken())
+    ours = [
+        f"Step {e.index}/{e.count} : {e.instruction}" if isinstance(e, BuildStep) else e.text
+        for e in events
+        if isinstance(e, BuildStep) or (isinstance(e, LogLine) and "Using cache" in e.text)
+    ]
+    theirs = [line for line in output if line.startswith("Step ") or "Using cache" in line]
+    assert ours == theirs
