@@ -47,7 +47,7 @@ from core.store.layout import (
     Descriptor,
     Layout,
 )
-from core.store.pull import _raise_first, _StopFlag, short_id
+from core.store.pull import StopFlag, _raise_first, short_id
 from core.store.registry import RegistryClient
 from core.store.summary import platform_manifest
 
@@ -111,7 +111,7 @@ class _UploadBody:
     """A blob file as a request body: reports bytes sent and stops on cancel."""
 
     def __init__(
-        self, handle: BinaryIO, size: int, stop: _StopFlag, on_read: Callable[[int], None]
+        self, handle: BinaryIO, size: int, stop: StopFlag, on_read: Callable[[int], None]
     ) -> None:
         self._handle = handle
         self._size = size
@@ -168,7 +168,7 @@ def push_image(
     progress.notice(f"The push refers to repository [{reference.name}]")
     cancel.raise_if_cancelled()
 
-    stop = _StopFlag(cancel)
+    stop = StopFlag(cancel)
     for layer in layers:
         progress.emit(short_id(str(layer["digest"])), "Preparing")
     sources = _mount_sources(layout, reference)
@@ -199,7 +199,7 @@ def _push_layers(
     repository: str,
     layers: list[dict[str, Any]],
     sources: Mapping[str, list[str]],
-    stop: _StopFlag,
+    stop: StopFlag,
     progress: _PushProgress,
 ) -> list[dict[str, Any]]:
     """Upload every layer the registry lacks, PARALLEL_UPLOADS at a time; their descriptors."""
@@ -236,7 +236,7 @@ def _push_layers(
     return [f.result() for f in futures]
 
 
-def outgoing_layer(layout: Layout, layer: Mapping[str, Any], stop: _StopFlag) -> OutgoingBlob:
+def outgoing_layer(layout: Layout, layer: Mapping[str, Any], stop: StopFlag) -> OutgoingBlob:
     """The blob to send for a layer: the stored one, or its cached gzip when stored plain."""
     digest = str(layer["digest"])
     media_type = str(layer.get("mediaType", ""))
@@ -265,7 +265,7 @@ def _cached_compression(directory: Path, hex_digest: str) -> tuple[str, int] | N
     return (digest, size) if isinstance(digest, str) and digest.startswith("sha256:") else None
 
 
-def _compress(layout: Layout, digest: str, directory: Path, stop: _StopFlag) -> tuple[str, int]:
+def _compress(layout: Layout, digest: str, directory: Path, stop: StopFlag) -> tuple[str, int]:
     """Gzip a plain layer blob into the cache, hashing the output as it is written."""
     hex_digest = digest.removeprefix("sha256:")
     try:
@@ -340,7 +340,7 @@ def _push_blob(
     repository: str,
     blob: OutgoingBlob,
     mount_from: str | None,
-    stop: _StopFlag,
+    stop: StopFlag,
     on_sent: Callable[[int], None] | None,
 ) -> str:
     """Make the registry hold blob in repository; returns the status docker would print."""
