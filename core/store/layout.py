@@ -134,9 +134,17 @@ class FsckProblem:
     subject: str
     detail: str
     repaired: bool = False
+    # Leftovers of an interrupted write (temp files, partial downloads) harm nothing: the
+    # store reads as if they were not there, and a resumed pull may still use them.
+    leftover: bool = False
 
     def __str__(self) -> str:
-        state = "repaired" if self.repaired else "not repaired"
+        if self.repaired:
+            state = "repaired"
+        elif self.leftover:
+            state = "harmless; --repair clears it"
+        else:
+            state = "not repaired"
         return f"{self.kind}: {self.subject}: {self.detail} ({state})"
 
 
@@ -157,8 +165,8 @@ class FsckReport:
 
     @property
     def unrepaired(self) -> tuple[FsckProblem, ...]:
-        """Problems still there after this run."""
-        return tuple(p for p in self.problems if not p.repaired)
+        """Problems still there after this run that matter (leftovers do not)."""
+        return tuple(p for p in self.problems if not p.repaired and not p.leftover)
 
     def __str__(self) -> str:
         lines = [
@@ -169,11 +177,14 @@ class FsckReport:
             lines.append("no problems found")
         else:
             lines.extend(f"  {problem}" for problem in self.problems)
+            repaired = sum(1 for p in self.problems if p.repaired)
             if self.unrepaired:
                 hint = "" if self.repair else "; run `layerdeck fsck --repair` to fix them"
                 lines.append(f"{len(self.unrepaired)} problem(s) left{hint}")
+            elif repaired:
+                lines.append(f"{repaired} problem(s) repaired")
             else:
-                lines.append(f"{len(self.problems)} problem(s) repaired")
+                lines.append("only leftovers of interrupted writes; the store is sound")
         return "\n".join(lines)
 
 
@@ -855,12 +866,14 @@ class Layout:
                     _remove_path(path)
             finally:
                 os.close(fd)
-            found.append(FsckProblem("stale-ingest", f"ingest/{name}", "left by a stop", repair))
+            found.append(
+                FsckProblem("stale-ingest", f"ingest/{name}", "left by a stop", repair, True)
+            )
         # Temporary index/marker files from a write that was killed before its rename.
         for path in self.root.glob(".*.tmp"):
             if repair:
                 _remove_path(path)
-            found.append(FsckProblem("stale-temp", path.name, "left by a stop", repair))
+            found.append(FsckProblem("stale-temp", path.name, "left by a stop", repair, True))
         return found
 
     def _check_layers(self, repair: bool) -> list[FsckProblem]:
