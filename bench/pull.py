@@ -10,7 +10,27 @@ fresh subprocess with a cold destination:
 - store pull without extraction vs `skopeo copy docker://... oci:DIR` (both only fetch
   and verify the blobs into an OCI layout);
 - store pull with extraction vs `docker pull` on the test dockerd (both download, verify
-  and unpack; the docker image is removed between rounds so it downloads again).
+  and unpack; the docker image is removed between rounds so it downloads again);
+- the store pull without extraction once more inside this process, to separate the work
+  from the interpreter's start-up and imports.
+
+Latest figures, 2026-11-27, 2 cores shared with other test runs (load average 5-9, so
+wall times are noisy), 152 MB compressed, medians:
+
+- fetch + verify: skopeo 588 ms, store 796 ms (1.35x; CPU 0.74x); a 5-round run at load
+  8.3: skopeo 990 ms, store 1266 ms (1.28x; CPU 0.90x), in-process 319 ms (0.32x). The
+  target 1.0x is not met as a separate process: starting Python and importing
+  core.store.pull costs about 0.25 s here (requests alone 64 ms), more than the gap.
+- pull + unpack: docker 6133 ms, store 2651 ms (0.43x); at load 8.3: 6655 ms vs 5791 ms
+  (0.87x). Met.
+
+What keeps it there: every blob is hashed once, while it streams into the ingest file,
+and each layer's uncompressed stream is hashed once while it is applied (no second pass
+for either digest); three workers download, and each extracts its layer as soon as it is
+verified, so downloads, gzip (isal, in its own thread) and file creation overlap, and
+layers unpack in parallel where docker applies them one after another; the tar reader
+keeps tarfile's small buffer over a C BufferedReader (with a 1 MiB tarfile buffer every
+512-byte header read copied a megabyte: 2.5 s per layer of 1,300 files).
 """
 
 from __future__ import annotations
