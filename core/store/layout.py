@@ -867,13 +867,17 @@ class Layout:
             finally:
                 os.close(fd)
             found.append(
-                FsckProblem("stale-ingest", f"ingest/{name}", "left by a stop", repair, True)
+                FsckProblem(
+                    "stale-ingest", f"ingest/{name}", "left by an interrupted write", repair, True
+                )
             )
         # Temporary index/marker files from a write that was killed before its rename.
         for path in self.root.glob(".*.tmp"):
             if repair:
                 _remove_path(path)
-            found.append(FsckProblem("stale-temp", path.name, "left by a stop", repair, True))
+            found.append(
+                FsckProblem("stale-temp", path.name, "left by an interrupted write", repair, True)
+            )
         return found
 
     def _check_layers(self, repair: bool) -> list[FsckProblem]:
