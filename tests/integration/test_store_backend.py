@@ -264,3 +264,25 @@ def test_forced_rmi_under_a_stopped_container_keeps_what_it_runs_on(
     assert store.run_container(container, lines.append, CancelToken()) == 0
     assert [getattr(line, "text", None) for line in lines] == ["/bin/busybox"]
     store.remove_container(container)
+
+
+def test_rmi_of_a_built_image_deletes_its_intermediates_like_the_engine(
+    store: StoreBackend, services: Services, tmp_path: Path
+) -> None:
+    from core.models import BuildOptions
+
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {services.base_image}\nENV STEP=one\nLABEL purpose=rmi-chain\n"
+    )
+    services.docker("build", "--network", "none", "-t", "layerdeck-test/rmchain:1", str(context))
+    engine = _engine_rmi(services, "layerdeck-test/rmchain:1")
+    store.build(
+        BuildOptions(context=context, tags=("layerdeck-test/rmchain:1",)),
+        ignore_events,
+        CancelToken(),
+    )
+    ours = [str(e) for e in store.remove_image("layerdeck-test/rmchain:1")]
+    assert [line.split(":")[0] for line in ours] == [line.split(":")[0] for line in engine]
+    assert [r.reference for r in store.list_images(all=True)] == [services.base_image]
