@@ -43,6 +43,7 @@ _CHUNK = 1 << 20
 # Linux resolves at most 40 symlinks in one path; a tar that needs more is a loop or an attack.
 _MAX_SYMLINKS = 40
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+_REFUSED_XATTR_PREFIX = ("SCHILY.xattr.trusted.", "SCHILY.xattr.user.overlay.")
 
 
 class UnsafeEntry(Exception):
@@ -362,6 +363,10 @@ class _TarApplier:
         if base == OPAQUE_MARKER:
             self._make_opaque(parent)
             return
+        if base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
+            # aufs bookkeeping (.wh..wh.plnk and the like); docker skips it too.
+            log.debug("skipping aufs metadata entry %r", member.name)
+            return
         if base.startswith(WHITEOUT_PREFIX):
             hidden = base[len(WHITEOUT_PREFIX) :]
             if not hidden or hidden in (".", ".."):
@@ -468,16 +473,22 @@ class _TarApplier:
             with contextlib.suppress(OSError):
                 os.lchown(path, member.uid, member.gid)
         for key, value in (member.pax_headers or {}).items():
-            if key.startswith("SCHILY.xattr.") and self.is_root:
-                try:
-                    os.setxattr(
-                        path,
-                        key.removeprefix("SCHILY.xattr."),
-                        value.encode("utf-8", "surrogateescape"),
-                        follow_symlinks=False,
-                    )
-                except OSError as exc:
-                    log.debug("cannot set xattr %s on %s: %s", key, path, exc)
+            if not key.startswith("SCHILY.xattr.") or not self.is_root:
+                continue
+            if key.startswith(_REFUSED_XATTR_PREFIX):
+                # overlayfs reads trusted.overlay.* (redirects, whiteouts, opaque dirs) from
+                # the layer dirs: a layer must not set them on its own files.
+                log.warning("ignoring xattr %s on %r", key.removeprefix("SCHILY.xattr."), path)
+                continue
+            try:
+                os.setxattr(
+                    path,
+                    key.removeprefix("SCHILY.xattr."),
+                    value.encode("utf-8", "surrogateescape"),
+                    follow_symlinks=False,
+                )
+            except OSError as exc:
+                log.debug("cannot set xattr %s on %s: %s", key, path, exc)
         if not is_link:
             mode = member.mode & 0o7777
             if not self.is_root:

@@ -342,3 +342,27 @@ def test_extract_layer_renames_into_layers_by_diff_id(tmp_path: Path) -> None:
     assert path == layout.root / "layers" / diff_id.removeprefix("sha256:")
     assert (path / "f").read_bytes() == b"x"
     assert layout.fsck(repair=False).clean
+
+
+def test_layer_cannot_set_overlay_xattrs(sandbox: tuple[Path, Path]) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("xattrs are applied only as root")
+    target, _ = sandbox
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("f")
+        info.pax_headers = {
+            "SCHILY.xattr.trusted.overlay.redirect": "/etc",
+            "SCHILY.xattr.user.comment": "kept",
+        }
+        tar.addfile(info, io.BytesIO(b""))
+    apply_bytes(buffer.getvalue(), target)
+    assert os.listxattr(target / "f") == ["user.comment"]
+
+
+def test_aufs_metadata_is_not_turned_into_a_whiteout(sandbox: tuple[Path, Path]) -> None:
+    target, _ = sandbox
+    apply_bytes(
+        make_tar([(".wh..wh.plnk", "dir", b"", 0o700), ("ok", "file", b"x", 0o644)]), target
+    )
+    assert sorted(os.listdir(target)) == ["ok"]
