@@ -47,10 +47,13 @@ def normalise_host(text: str) -> str | None:
 def saved_insecure_registries(settings: QSettings) -> list[str]:
     """The hosts kept in settings, in the order the user added them."""
     value = settings.value(SETTINGS_KEY, [])
+    items: list[object] = []
     if isinstance(value, str):
         # QSettings hands back a one-element list as a plain string on some formats.
-        value = [value] if value else []
-    hosts = [normalise_host(str(item)) for item in value or []]
+        items = [value] if value else []
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    hosts = [normalise_host(str(item)) for item in items]
     return list(dict.fromkeys(h for h in hosts if h))
 
 
