@@ -370,15 +370,14 @@ def _fetch_layers(
         else:
             progress.emit(name, "Already exists")
         stop.check()
-        if not extract:
-            return
-        progress.emit(name, "Extracting", 0, int(layer["size"]))
-        try:
-            _extract(layout, layer, diff_id, stop)
-        except NotFound:
-            # A concurrent rmi removed the blob since it was checked; the final step, under
-            # the lock, fetches and extracts it again.
-            log.info("layer %s was removed before extraction; retrying at the end", digest)
+        if extract and not layer_path(layout, diff_id).is_dir():
+            progress.emit(name, "Extracting", 0, int(layer["size"]))
+            try:
+                _extract(layout, layer, diff_id, stop)
+            except NotFound:
+                # A concurrent rmi removed the blob since it was checked; the final step,
+                # under the lock, fetches and extracts it again.
+                log.info("layer %s was removed before extraction; retrying at the end", digest)
         if downloaded:
             progress.emit(name, "Pull complete")
 
