@@ -164,11 +164,13 @@ def run(services: Services, rounds: int, megabytes: int, files: int) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="layerdeck-bench-pull-", dir=services.root))
 
     def wipe() -> None:
+        """Empty the scratch directory."""
         # Every run starts from an empty destination; the registry's files stay cached.
         for child in scratch.iterdir():
             shutil.rmtree(child, ignore_errors=True)
 
     def docker_rmi() -> None:
+        """Empty the scratch directory and remove the image from the test dockerd."""
         wipe()
         services.docker("rmi", "-f", ref, check=False)
 

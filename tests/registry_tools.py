@@ -362,7 +362,10 @@ class TokenIssuer:
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
+            """GET /token?service=&scope=: a JWT for a known user, or an anonymous one."""
+
             def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                """Issue a token."""
                 query = parse_qs(urlsplit(self.path).query)
                 scope = " ".join(query.get("scope", []))
                 subject = ""
@@ -394,6 +397,7 @@ class TokenIssuer:
                 self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
+                """Keep the test output quiet."""
                 return
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -175,9 +175,11 @@ class _HashingReader(io.RawIOBase):
         self.size = 0
 
     def readable(self) -> bool:
+        """Always: this is a reader."""
         return True
 
     def read(self, size: int = -1) -> bytes:
+        """Up to size bytes from the source, hashed on the way."""
         chunk = self._source.read(size if size is not None and size >= 0 else _CHUNK)
         if chunk:
             self.hasher.update(chunk)
@@ -185,6 +187,7 @@ class _HashingReader(io.RawIOBase):
         return bytes(chunk)
 
     def readinto(self, buffer: Any) -> int:
+        """Fill buffer from the source (what io.BufferedReader calls)."""
         chunk = self.read(len(buffer))
         buffer[: len(chunk)] = chunk
         return len(chunk)
@@ -517,6 +520,7 @@ def _remove_tree(path: Path) -> None:
     import shutil
 
     def make_writable(func: Any, target: str, _exc: Any) -> None:
+        """Open up a read-only parent and retry the removal that failed."""
         with contextlib.suppress(OSError):
             os.chmod(os.path.dirname(target), 0o700)
             func(target)

@@ -353,6 +353,7 @@ def _fetch_layers(
     """Download (and extract) every layer, PARALLEL_DOWNLOADS at a time."""
 
     def one(layer: dict[str, Any], diff_id: str) -> None:
+        """Download, verify and extract one layer (runs in a worker thread)."""
         digest = str(layer["digest"])
         name = short_id(digest)
         stop.check()
