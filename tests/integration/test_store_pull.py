@@ -28,11 +28,11 @@ from registry_tools import (
 )
 
 from core.errors import Cancelled, InvalidArgument, NotFound, RegistryError
-from core.models import CancelToken, Event, LayerProgress, Notice, SearchResult
+from core.models import CancelToken, Event, LayerProgress, Notice, SearchResult, ignore_events
 from core.reference import parse_reference
 from core.search import search_hub, split_search_term
 from core.store.backend import StoreBackend
-from core.store.layers import layer_path
+from core.store.layers import layer_dirs, layer_path
 from core.store.layout import ANNOTATION_REPO_DIGEST, Layout
 from core.store.pull import host_platform_spec, pull_image
 from core.store.registry import RegistryClient
@@ -317,3 +317,20 @@ def test_search_term_with_a_host_goes_to_that_registry() -> None:
     assert split_search_term("localhost/app") == ("localhost", "app")
     assert split_search_term("user/app") == (None, "user/app")
     assert split_search_term("docker.io/nginx") == (None, "nginx")
+
+
+def test_pull_without_extraction_leaves_layers_for_first_use(
+    services: Services, store_path: Path
+) -> None:
+    layout = Layout.open(store_path)
+    image_id = pull_image(
+        layout,
+        parse_reference(services.registry_base),
+        ignore_events,
+        CancelToken(),
+        extract=False,
+    )
+    config = layout.read_json(image_id)
+    assert not layer_path(layout, config["rootfs"]["diff_ids"][0]).exists()
+    (directory,) = layer_dirs(layout, config)
+    assert (directory / "bin" / "busybox").is_file()
