@@ -70,6 +70,7 @@ class _Archive:
     ingested: set[str] = field(default_factory=set)
 
     def member(self, name: str) -> _Member:
+        """The file at name, following the archive's links; InvalidArgument if absent."""
         path = posixpath.normpath(name)
         for _ in range(16):
             if path in self.members:
@@ -80,6 +81,7 @@ class _Archive:
         raise InvalidArgument(f"the archive names {name!r} but does not contain it")
 
     def json(self, name: str) -> Any:
+        """The file at name parsed as JSON; InvalidArgument if it is not."""
         member = self.member(name)
         if member.content is None:
             raise InvalidArgument(f"{name!r} in the archive is too large to be a JSON document")

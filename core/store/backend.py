@@ -15,10 +15,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import platform
 import re
-import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +58,7 @@ from core.store.layout import (
     FsckReport,
     Layout,
     keep_dangling,
+    remove_path,
 )
 from core.store.summary import ImageRow, SummaryCache, platform_manifest
 from core.store.watch import watch_paths
@@ -501,7 +500,7 @@ class StoreBackend:
         for diff_id in candidates - still_used:
             path = layers_dir / diff_id.removeprefix("sha256:")
             if path.is_dir():
-                _remove_tree(path)
+                remove_path(path)
 
     @_store_errors
     def prune(self, dangling_only: bool = True) -> PruneResult:
@@ -672,13 +671,3 @@ class StoreBackend:
 def _go_arch() -> str:
     machine = platform.machine().lower()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
-
-
-def _remove_tree(path: Path) -> None:
-    def make_writable(func: Any, target: str, _exc: Any) -> None:
-        # Extracted layers can hold read-only directories.
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target), 0o755)
-            func(target)
-
-    shutil.rmtree(path, onerror=make_writable)

@@ -768,7 +768,7 @@ class Layout:
         for name in stray:
             path = self.blobs_dir / name
             if repair:
-                _remove_path(path)
+                remove_path(path)
             problems.append(
                 FsckProblem("stray-blob-file", name, "not named by a sha256 digest", repair)
             )
@@ -782,7 +782,7 @@ class Layout:
                     "unreadable" if actual is None else f"content hashes to sha256:{actual[:12]}…"
                 )
                 if repair:
-                    _remove_path(self.blobs_dir / name)
+                    remove_path(self.blobs_dir / name)
                 problems.append(FsckProblem("corrupt-blob", digest, detail, repair))
         return bad
 
@@ -863,7 +863,7 @@ class Layout:
                 except BlockingIOError:
                     continue  # a writer is still at work on it
                 if repair:
-                    _remove_path(path)
+                    remove_path(path)
             finally:
                 os.close(fd)
             found.append(
@@ -874,7 +874,7 @@ class Layout:
         # Temporary index/marker files from a write that was killed before its rename.
         for path in self.root.glob(".*.tmp"):
             if repair:
-                _remove_path(path)
+                remove_path(path)
             found.append(
                 FsckProblem("stale-temp", path.name, "left by an interrupted write", repair, True)
             )
@@ -889,7 +889,7 @@ class Layout:
             if _HEX_RE.match(path.name) and path.is_dir() and not path.is_symlink():
                 continue
             if repair:
-                _remove_path(path)
+                remove_path(path)
             found.append(
                 FsckProblem(
                     "broken-layer",
@@ -915,7 +915,7 @@ def keep_dangling(entries: list[Descriptor], old: Descriptor) -> None:
     entries.append(old.with_annotations(annotations))
 
 
-def _remove_path(path: Path) -> None:
+def remove_path(path: Path) -> None:
     """Remove a file, symlink or directory tree; read-only layer trees included."""
     if path.is_dir() and not path.is_symlink():
 
