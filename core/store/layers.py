@@ -71,10 +71,11 @@ def extract_layer(
     layout.ingest_dir.mkdir(parents=True, exist_ok=True)
     scratch = layout.ingest_dir / f"layer-{check_digest(diff_id)[:16]}-{secrets.token_hex(6)}"
     scratch.mkdir(mode=0o700)
-    # The flock tells fsck and gc that this scratch directory is in use.
+    # An exclusive flock tells fsck and gc (which probe with shared and exclusive locks)
+    # that this scratch directory is in use.
     guard = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fcntl.flock(guard, fcntl.LOCK_SH)
+        fcntl.flock(guard, fcntl.LOCK_EX)
         try:
             with layout.open_blob(compressed_digest) as blob:
                 actual = apply_tar(blob, scratch, cancel=cancel)
