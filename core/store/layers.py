@@ -69,7 +69,9 @@ def extract_layer(
     layers_dir = layout.root / LAYERS_DIR
     layers_dir.mkdir(exist_ok=True)
     layout.ingest_dir.mkdir(parents=True, exist_ok=True)
-    scratch = layout.ingest_dir / f"layer-{check_digest(diff_id)[:16]}-{secrets.token_hex(6)}"
+    prefix = f"layer-{check_digest(diff_id)[:16]}-"
+    _remove_abandoned(layout.ingest_dir, prefix)
+    scratch = layout.ingest_dir / f"{prefix}{secrets.token_hex(6)}"
     scratch.mkdir(mode=0o700)
     # An exclusive flock tells fsck and gc (which probe with shared and exclusive locks)
     # that this scratch directory is in use.
@@ -101,6 +103,24 @@ def extract_layer(
         os.close(guard)
     log.debug("extracted layer %s into %s", diff_id, target)
     return target
+
+
+def _remove_abandoned(ingest: Path, prefix: str) -> None:
+    """Remove scratch directories of this layer that a killed extraction left behind."""
+    for stale in ingest.glob(prefix + "*"):
+        try:
+            guard = os.open(stale, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # another process is extracting it right now
+        else:
+            log.info("removing %s, left by an interrupted extraction", stale)
+            _remove_tree(stale)
+        finally:
+            os.close(guard)
 
 
 def layer_dirs(

@@ -366,3 +366,14 @@ def test_aufs_metadata_is_not_turned_into_a_whiteout(sandbox: tuple[Path, Path])
         make_tar([(".wh..wh.plnk", "dir", b"", 0o700), ("ok", "file", b"x", 0o644)]), target
     )
     assert sorted(os.listdir(target)) == ["ok"]
+
+
+def test_extract_layer_removes_scratch_left_by_a_killed_extraction(tmp_path: Path) -> None:
+    layout = Layout.open(tmp_path / "store")
+    raw = make_tar([("f", "file", b"x", 0o644)])
+    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    digest = _store_layer(layout, gzip.compress(raw))
+    abandoned = layout.ingest_dir / f"layer-{diff_id.removeprefix('sha256:')[:16]}-dead"
+    (abandoned / "half").mkdir(parents=True)
+    extract_layer(layout, diff_id, digest, "application/vnd.oci.image.layer.v1.tar+gzip")
+    assert os.listdir(layout.ingest_dir) == []
