@@ -274,7 +274,8 @@ def test_rmi_of_a_built_image_deletes_its_intermediates_like_the_engine(
     context = tmp_path / "context"
     context.mkdir()
     (context / "Dockerfile").write_text(
-        f"FROM {services.base_image}\nENV STEP=one\nLABEL purpose=rmi-chain\n"
+        # Steps of their own: a cache hit on another test's image would share intermediates.
+        f"FROM {services.base_image}\nENV RMCHAIN=one\nLABEL purpose=rmi-chain\n"
     )
     services.docker("build", "--network", "none", "-t", "layerdeck-test/rmchain:1", str(context))
     engine = _engine_rmi(services, "layerdeck-test/rmchain:1")
