@@ -12,6 +12,20 @@ build`), both as subprocesses in the same run, alternating:
 Reports the median and best wall time, the median CPU time of the command process (docker's
 CPU is mostly in dockerd, which the CLI's rusage does not see, so compare wall times) and
 each ratio to docker.
+
+Latest figures (2026-11-27, 2 cores shared with other test runs, load average about 7;
+docker CLI 28.2.2 against dockerd 20.10.24; 2,000 files; 5 runs each, medians):
+
+    docker build --no-cache (cold)       8969 ms   1.00x
+    layerdeck build --no-cache (cold)    3716 ms   0.41x
+    docker build (cached)                2269 ms   1.00x
+    layerdeck build (cached)              573 ms   0.25x
+
+Where the store's cold build goes: creating the 2,000 files of the COPY step in its upper
+dir (file creation is slow on this disk, about 1-3 ms a file under load), then two RUN
+containers (an `unshare` and a Python start each). No step unpacks a layer: a finished
+step's upper dir is renamed into layers/ as that layer's extracted directory. A cached
+rebuild reads and hashes the 2,000 sources for the COPY key and runs nothing.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ each have one such container, and each commits it repeatedly to a new tag, as
 subprocesses (`docker commit`, `layerdeck --store PATH commit`), alternating. The store
 writes the upper dir as one uncompressed layer tar, hashed once while written, and leaves
 extracting it to the first container that needs it.
+
+Latest figures (2026-11-27, 2 cores shared with other test runs, load average about 7;
+5,000 files; 5 commits each, medians): `docker commit` 7572 ms, `layerdeck commit`
+1066 ms, 0.14x. The CPU column shows only the client process: dockerd does docker's work.
 """
 
 from __future__ import annotations
