@@ -35,6 +35,7 @@ import secrets
 import shutil
 import stat
 import tarfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -963,6 +964,13 @@ def _open_archive(path: Path) -> IO[bytes]:
 
 def _extract_archive(writer: UpperWriter, path: Path, dest: str) -> None:
     """ADD's archive unpacking: entries keep their owner, mode and time; names stay inside."""
+    try:
+        _unpack(writer, path, dest)
+    except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error) as exc:
+        raise InvalidArgument(f"ADD cannot unpack {path.name}: {exc}") from exc
+
+
+def _unpack(writer: UpperWriter, path: Path, dest: str) -> None:
     times: list[tuple[str, float]] = []
     with _open_archive(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import ipaddress
 import logging
 import os
 import posixpath
@@ -294,7 +295,7 @@ def fetch_url(
     try:
         with os.fdopen(handle, "wb") as out:
             request = urllib.request.Request(url, headers={"User-Agent": "layerdeck"})
-            with urllib.request.urlopen(request, timeout=60) as reply:
+            with _opener(parsed.hostname or "").open(request, timeout=60) as reply:
                 modified = reply.headers.get("Last-Modified")
                 while block := reply.read(_CHUNK):
                     cancel.raise_if_cancelled()
@@ -319,3 +320,14 @@ def fetch_url(
         except (TypeError, ValueError):
             mtime = 0.0
     return FetchedFile(Path(temporary), name, mtime, "sha256:" + hasher.hexdigest())
+
+
+def _opener(host: str) -> urllib.request.OpenerDirector:
+    """urllib's opener; a loopback address never goes through a proxy from the environment."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener()

@@ -129,3 +129,27 @@ def test_retry_after_a_failure_reuses_the_steps_that_worked(
     image = load_image(store.layout, store.inspect_image("retried:1")["Id"])
     tree = MergedTree(image_lower_dirs(store.layout, image))
     assert tree.lookup("r") is not None
+
+
+def test_add_of_a_truncated_archive_fails_with_a_clear_error(
+    store: StoreBackend, services: Services, tmp_path: Path
+) -> None:
+    import gzip
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name in ("first.txt", "second.bin"):
+            data = b"x" * 200_000 if name == "second.bin" else b"first\n"
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    packed = gzip.compress(buffer.getvalue())
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "broken.tar.gz").write_bytes(packed[: len(packed) // 2])
+    (context / "Dockerfile").write_text(f"FROM {services.registry_base}\nADD broken.tar.gz /x/\n")
+    before = store.list_images(all=True)
+    with pytest.raises(BuildFailed, match="cannot unpack broken.tar.gz") as failure:
+        store.build(BuildOptions(context), ignore_events, CancelToken())
+    assert failure.value.line == 2
+    assert store.list_images(all=True) == before
