@@ -47,6 +47,8 @@ class BuildCache:
         self.layout = layout
         self.path = layout.root / CACHE_DIR / CACHE_FILE
         self._entries: dict[str, dict[str, str]] | None = None
+        # Entries found to name removed blobs; dropped from the file at the next write.
+        self._stale: set[str] = set()
 
     def _load(self) -> dict[str, dict[str, str]]:
         if self._entries is not None:
@@ -76,6 +78,7 @@ class BuildCache:
             return None
         entry = CacheEntry(str(raw["image"]), str(raw["manifest"]))
         if not self._complete(entry):
+            self._stale.add(key)
             return None
         return entry
 
@@ -97,6 +100,9 @@ class BuildCache:
         with self.layout.lock():
             self._entries = None
             entries = self._load()
+            for stale in self._stale - {key}:
+                entries.pop(stale, None)
+            self._stale.clear()
             entries[key] = {"image": entry.image_id, "manifest": entry.manifest}
             self._write(entries)
 

@@ -432,3 +432,17 @@ def test_run_with_a_failing_command_reports_step_and_line(
         store.build(BuildOptions(context), ignore_events, CancelToken())
     assert (failure.value.step, failure.value.line) == (3, 4)
     assert "returned a non-zero code: 7" in str(failure.value)
+
+
+def test_cache_entries_of_removed_images_stop_hitting(
+    store: StoreBackend, services: Services, tmp_path: Path
+) -> None:
+    context = write_context(
+        tmp_path, f"FROM {services.registry_base}\nRUN echo once > /once\nENV GONE=1\n"
+    )
+    store.build(BuildOptions(context, tags=("removed/soon:1",)), ignore_events, CancelToken())
+    store.remove_image("removed/soon:1")
+    image_id, events = build_events(store, BuildOptions(context, tags=("removed/soon:1",)))
+    assert " ---> Using cache" not in log_texts(events)
+    once = file_in_image(store, image_id, "once")
+    assert once is not None and once.read_text() == "once\n"
