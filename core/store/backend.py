@@ -522,17 +522,31 @@ class StoreBackend:
                 if row.image_id in candidates
                 for layer in self._layers_of(row)
             }
+            # Plan every removal against one snapshot that follows the plans, then apply
+            # them in a single index replacement (one summary rebuild, not one per image).
+            nodes = self._nodes(rows)
+            uses = self._container_uses()
+            untag: list[Reference] = []
+            delete: set[str] = set()
             for image_id in candidates:
-                rows = self._rows()
-                if not any(r.image_id == image_id for r in rows):
+                if image_id in delete:
                     continue  # already removed as the parent of an earlier candidate
                 try:
-                    plan = plan_removal(image_id, True, self._nodes(rows), self._container_uses())
+                    plan = plan_removal(image_id, True, nodes, uses)
                 except Conflict:
                     continue
-                removed = self._apply_removal(rows, plan.untag, set(plan.delete))
                 entries.extend(plan.entries)
-                reclaimed += sum(sizes.get(digest, 0) for digest in removed)
+                untag.extend(plan.untag)
+                delete.update(plan.delete)
+                nodes = [
+                    ImageNode(
+                        n.id, tuple(r for r in n.references if r not in plan.untag), n.parent_id
+                    )
+                    for n in nodes
+                    if n.id not in plan.delete
+                ]
+            removed = self._apply_removal(rows, tuple(untag), delete)
+            reclaimed = sum(sizes.get(digest, 0) for digest in removed)
         return PruneResult(tuple(entries), reclaimed)
 
     def _layers_of(self, row: ImageRow) -> list[dict[str, Any]]:

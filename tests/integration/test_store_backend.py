@@ -287,3 +287,32 @@ def test_rmi_of_a_built_image_deletes_its_intermediates_like_the_engine(
     ours = [str(e) for e in store.remove_image("layerdeck-test/rmchain:1")]
     assert [line.split(":")[0] for line in ours] == [line.split(":")[0] for line in engine]
     assert [r.reference for r in store.list_images(all=True)] == [services.base_image]
+
+
+def test_prune_removes_a_dangling_chain_and_keeps_parents_of_tagged_images(
+    store: StoreBackend, services: Services, tmp_path: Path
+) -> None:
+    from core.models import BuildOptions
+
+    context = tmp_path / "context"
+    context.mkdir()
+    for name in ("kept", "dropped"):
+        (context / "Dockerfile").write_text(
+            f"FROM {services.base_image}\nENV PRUNE_{name.upper()}=1\nLABEL image={name}\n"
+        )
+        store.build(
+            BuildOptions(context=context, tags=(f"prune-test/{name}:1",)),
+            ignore_events,
+            CancelToken(),
+        )
+    kept_chain = {h.id for h in store.history("prune-test/kept:1") if h.id}
+    store.layout.remove_reference("docker.io/prune-test/dropped:1")
+    before = {r.id for r in store.list_images(all=True)}
+
+    result = store.prune(dangling_only=True)
+
+    assert [e.action for e in result.removed] == ["Deleted", "Deleted"]
+    assert {r.id for r in store.list_images(all=True)} == before - {
+        e.target for e in result.removed
+    }
+    assert kept_chain <= {r.id for r in store.list_images(all=True)}
