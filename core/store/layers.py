@@ -25,7 +25,8 @@ import posixpath
 import secrets
 import stat
 import tarfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -40,6 +41,7 @@ OPAQUE_MARKER = ".wh..wh..opq"
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _CHUNK = 1 << 20
+PROGRESS_INTERVAL = 0.1
 # Linux resolves at most 40 symlinks in one path; a tar that needs more is a loop or an attack.
 _MAX_SYMLINKS = 40
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
@@ -61,8 +63,12 @@ def extract_layer(
     compressed_digest: str,
     media_type: str,
     cancel: CancelToken | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> Path:
-    """Extract the layer blob once into layers/<diff-id hex>/ and return that directory."""
+    """Extract the layer blob once into layers/<diff-id hex>/ and return that directory.
+
+    on_progress, when given, is called now and then with the compressed bytes consumed.
+    """
     target = layer_path(layout, diff_id)
     if target.is_dir():
         return target
@@ -80,7 +86,7 @@ def extract_layer(
         fcntl.flock(guard, fcntl.LOCK_EX)
         try:
             with layout.open_blob(compressed_digest) as blob:
-                actual = apply_tar(blob, scratch, cancel=cancel)
+                actual = apply_tar(blob, scratch, cancel=cancel, on_progress=on_progress)
         except BaseException:
             _remove_tree(scratch)
             raise
@@ -259,8 +265,14 @@ def apply_tar(
     blob: BinaryIO,
     target: Path,
     cancel: CancelToken | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> str:
-    """Apply a (possibly compressed) layer tar onto target safely; returns its diff ID."""
+    """Apply a (possibly compressed) layer tar onto target safely; returns its diff ID.
+
+    on_progress gets the position in blob (compressed bytes consumed) every
+    PROGRESS_INTERVAL seconds at most.
+    """
+    last_report = time.monotonic()
     try:
         with open_uncompressed(blob) as plain:
             reader = _HashingReader(plain)
@@ -274,6 +286,11 @@ def apply_tar(
                         if cancel is not None:
                             cancel.raise_if_cancelled()
                         applier.apply(tar, member)
+                        if on_progress is not None and (
+                            time.monotonic() - last_report >= PROGRESS_INTERVAL
+                        ):
+                            last_report = time.monotonic()
+                            on_progress(_position(blob))
             finally:
                 applier.finish()
             reader.drain()
@@ -290,6 +307,14 @@ def apply_tar(
 
 
 # -- the safe tar applier ----------------------------------------------------------------------
+
+
+def _position(blob: BinaryIO) -> int:
+    """How far into blob the decompressor has read (from the kernel: another thread reads)."""
+    try:
+        return os.lseek(blob.fileno(), 0, os.SEEK_CUR)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return 0
 
 
 def clean_name(name: str) -> str | None:

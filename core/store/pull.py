@@ -372,9 +372,16 @@ def _fetch_layers(
             progress.emit(name, "Already exists")
         stop.check()
         if extract and not layer_path(layout, diff_id).is_dir():
-            progress.emit(name, "Extracting", 0, int(layer["size"]))
+            size = int(layer["size"])
+            progress.emit(name, "Extracting", 0, size)
             try:
-                _extract(layout, layer, diff_id, stop)
+                _extract(
+                    layout,
+                    layer,
+                    diff_id,
+                    stop,
+                    lambda done: progress.emit(name, "Extracting", min(done, size), size),
+                )
             except NotFound:
                 # A concurrent rmi removed the blob since it was checked; the final step,
                 # under the lock, fetches and extracts it again.
@@ -448,9 +455,20 @@ def _commit(
         return _set_reference(layout, reference, descriptor)
 
 
-def _extract(layout: Layout, layer: Mapping[str, Any], diff_id: str, stop: StopFlag) -> None:
+def _extract(
+    layout: Layout,
+    layer: Mapping[str, Any],
+    diff_id: str,
+    stop: StopFlag,
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
     extract_layer(
-        layout, diff_id, str(layer["digest"]), str(layer.get("mediaType", "")), stop.cancel
+        layout,
+        diff_id,
+        str(layer["digest"]),
+        str(layer.get("mediaType", "")),
+        stop.cancel,
+        on_progress,
     )
 
 

@@ -377,3 +377,20 @@ def test_extract_layer_removes_scratch_left_by_a_killed_extraction(tmp_path: Pat
     (abandoned / "half").mkdir(parents=True)
     extract_layer(layout, diff_id, digest, "application/vnd.oci.image.layer.v1.tar+gzip")
     assert os.listdir(layout.ingest_dir) == []
+
+
+def test_apply_reports_compressed_bytes_consumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(layers, "PROGRESS_INTERVAL", 0.0)
+    blob_path = tmp_path / "layer.tar.gz"
+    files = [(f"f{i}", "file", os.urandom(200_000), 0o644) for i in range(20)]
+    blob_path.write_bytes(gzip.compress(make_tar(files), compresslevel=1))
+    target = tmp_path / "target"
+    target.mkdir()
+    seen: list[int] = []
+    with blob_path.open("rb") as blob:
+        apply_tar(blob, target, on_progress=seen.append)
+    assert len(seen) == 20
+    assert seen == sorted(seen)
+    assert 0 < seen[-1] <= blob_path.stat().st_size
