@@ -102,16 +102,21 @@ def copy_images(
     writer_error: list[BaseException] = []
 
     def write_archive() -> None:
+        out = os.fdopen(write_fd, "wb", buffering=_CHUNK)
         try:
-            with os.fdopen(write_fd, "wb", buffering=_CHUNK) as out:
-                source.save(list(refs), out, ignore_events, cancel)
+            source.save(list(refs), out, ignore_events, cancel)
+            out.flush()
         except BaseException as exc:  # handed to the caller's thread below
+            # Decided before the pipe closes: closing it is what makes the load side stop.
             if not reader_closed.is_set():
                 writer_error.append(exc)
             else:
                 # The reader stopped first (it failed, or it had the whole archive already);
                 # the broken pipe this causes is not news.
                 log.debug("the save side stopped after the load side: %s", exc)
+        finally:
+            with contextlib.suppress(OSError):
+                out.close()
 
     writer = threading.Thread(target=write_archive, name="copy-save", daemon=True)
     writer.start()
