@@ -550,7 +550,7 @@ class _Session:
 
         def make_layer() -> NewLayer | None:
             with self.upper(state.image) as (writer, upper):
-                writer.make_dirs(workdir.lstrip("/"))
+                writer.make_dirs(workdir.lstrip("/"), materialize=False)
                 return self.finish_upper(state.image, upper)
 
         created_by = self._nop(state, f"WORKDIR {workdir}", joined=True)
@@ -913,7 +913,7 @@ def _make_mount_points(lower: list[Path], upper: Path, volumes: list[str]) -> No
     writer = UpperWriter(lower, upper)
     for volume in volumes:
         if split_path(volume):
-            writer.make_dirs("/".join(split_path(volume)))
+            writer.make_dirs("/".join(split_path(volume)), materialize=False)
 
 
 def _reset_volumes(lower: list[Path], upper: Path, volumes: list[str]) -> None:
@@ -931,7 +931,7 @@ def _reset_volumes(lower: list[Path], upper: Path, volumes: list[str]) -> None:
             else:
                 target.unlink()
         if writer.lower_tree.lookup(relative) is None:
-            writer.make_dirs(relative)
+            writer.make_dirs(relative, materialize=False)
 
 
 def _is_archive(path: Path) -> bool:

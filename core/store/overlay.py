@@ -199,11 +199,27 @@ class UpperWriter:
         """The merged entry at relative (the upper included)."""
         return self.tree.lookup(relative)
 
-    def make_dirs(self, relative: str, uid: int = 0, gid: int = 0, mode: int = 0o755) -> str:
+    def make_dirs(
+        self,
+        relative: str,
+        uid: int = 0,
+        gid: int = 0,
+        mode: int = 0o755,
+        materialize: bool = True,
+    ) -> str:
         """Make the directory and its parents (new ones get uid/gid/mode); returns its
-        resolved path."""
+        resolved path.
+
+        With materialize the directory is copied up into the upper (something is about to
+        be written into it); without, a directory that already exists is left alone, as
+        docker's MkdirAll leaves it, so it adds nothing to the layer.
+        """
         resolved = self.resolve(relative)
         parts = split_path(resolved)
+        if not materialize:
+            existing = self.tree.lookup(resolved)
+            if existing is not None and existing.is_dir:
+                return resolved
         for index in range(1, len(parts) + 1):
             self._make_dir("/".join(parts[:index]), uid, gid, mode)
         return resolved

@@ -446,3 +446,34 @@ def test_cache_entries_of_removed_images_stop_hitting(
     assert " ---> Using cache" not in log_texts(events)
     once = file_in_image(store, image_id, "once")
     assert once is not None and once.read_text() == "once\n"
+
+
+def test_run_exec_form_runs_without_a_shell_prefix(
+    store: StoreBackend, services: Services, tmp_path: Path
+) -> None:
+    context = write_context(
+        tmp_path, f'FROM {services.registry_base}\nRUN ["/bin/sh", "-c", "echo exec > /exec"]\n'
+    )
+    image_id = store.build(BuildOptions(context), ignore_events, CancelToken())
+    assert store.history(image_id)[0].created_by == "/bin/sh -c echo exec > /exec"
+    made = file_in_image(store, image_id, "exec")
+    assert made is not None and made.read_text() == "exec\n"
+
+
+def test_workdir_that_exists_adds_no_layer(
+    store: StoreBackend, services: Services, tmp_path: Path
+) -> None:
+    context = write_context(tmp_path, f"FROM {services.registry_base}\nWORKDIR /etc\n")
+    image_id = store.build(BuildOptions(context), ignore_events, CancelToken())
+    top = store.history(image_id)[0]
+    assert (top.created_by.endswith("WORKDIR /etc"), top.empty_layer) == (True, True)
+
+
+def test_workdir_that_is_new_adds_a_layer_with_the_directory(
+    store: StoreBackend, services: Services, tmp_path: Path
+) -> None:
+    context = write_context(tmp_path, f"FROM {services.registry_base}\nWORKDIR /new/dir\n")
+    image_id = store.build(BuildOptions(context), ignore_events, CancelToken())
+    assert not store.history(image_id)[0].empty_layer
+    made = file_in_image(store, image_id, "new/dir")
+    assert made is not None and made.is_dir()
