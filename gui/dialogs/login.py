@@ -10,6 +10,7 @@ TaskRunner; the password field is cleared once it has been used.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -107,7 +108,7 @@ class LoginDialog(QDialog):
         layout.addWidget(self.banner)
         layout.addStretch(1)
         layout.addLayout(buttons)
-        self.resize(520, 300)
+        self.resize(520, 270)
         self._update()
 
     @property
@@ -209,7 +210,11 @@ def _where_saved(host: str) -> str:
         return f"The docker config cannot be used: {exc}"
     helpers = config.get("credHelpers")
     helper = (helpers.get(host) if isinstance(helpers, dict) else None) or config.get("credsStore")
-    where = f"docker-credential-{helper}" if isinstance(helper, str) and helper else str(path)
+    shown_path = str(path)
+    home = str(Path.home())
+    if shown_path.startswith(home + "/"):
+        shown_path = "~" + shown_path[len(home) :]
+    where = f"docker-credential-{helper}" if isinstance(helper, str) and helper else shown_path
     auths = config.get("auths")
     saved = isinstance(auths, dict) and auth_key(host) in auths
     state = "A login is saved" if saved else "Not logged in yet"

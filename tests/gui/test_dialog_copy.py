@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,9 +150,14 @@ def test_copy_dialog_screenshot(
     tmp_path: Path,
 ) -> None:
     name = _unique_image(services, 5 * 1024 * 1024)
-    engine_source, store_source = _sources(services, store_path)
+    # A short store path, as a user's would be, rather than pytest's long one.
+    short = Path(tempfile.mkdtemp(prefix="store-"))
+    engine_source, store_source = _sources(services, short)
     dialog = _dialog(qtbot, runner, engine, [name], [engine_source, store_source], engine_source)
-    _copy(qtbot, dialog)
+    try:
+        _copy(qtbot, dialog)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
     folder = Path(os.environ.get("LAYERDECK_SCREENSHOTS", str(tmp_path)))
     QApplication.processEvents()
     assert dialog.grab().save(str(folder / "dialog-copy.png"))

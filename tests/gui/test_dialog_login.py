@@ -112,10 +112,17 @@ def test_login_button_waits_for_user_and_password(
 
 
 def test_login_dialog_screenshot(
-    qtbot: QtBot, runner: TaskRunner, registry: AuthRegistry, docker_config: Path, tmp_path: Path
+    qtbot: QtBot,
+    runner: TaskRunner,
+    registry: AuthRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if registry.issuer is None:
         pytest.skip("one screenshot is enough: the token registry's")
+    # docker's default place under a stand-in home, so the hint reads as a user would see it.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
     dialog = _dialog(qtbot, runner, registry.address)
     _log_in(qtbot, dialog, registry.username, registry.password)
     dialog.username_field.setText(registry.username)
