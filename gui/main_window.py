@@ -39,11 +39,19 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from core.backend import Backend, open_backend
 from core.cli_listing import list_images as quick_list_images
 from core.errors import LayerdeckError
-from core.models import BackendInfo, ContainerSpec, ImageSummary, LogLine, Notice
+from core.models import (
+    BackendInfo,
+    CancelToken,
+    ContainerSpec,
+    ImageSummary,
+    LogLine,
+    Notice,
+)
 from core.reference import parse_reference
 from core.units import human_size
 from gui.icons import app_icon, icon
@@ -465,8 +473,9 @@ class MainWindow(QMainWindow):
         self._backend = backend
         self.detail.set_backend(backend)
         self._update_actions()
-        self.refresh()
+        # Follow changes first, then list: a change between the two is not missed.
         self._start_watch()
+        self.refresh()
 
     def _drop_backend(self) -> None:
         """Stop following the current back end and close it off the GUI thread."""
@@ -567,8 +576,19 @@ class MainWindow(QMainWindow):
             return
         handle: TaskHandle | None = None
 
-        def follow(on_event: Any, cancel: Any) -> None:
-            backend.watch(lambda: on_event(Notice("images changed")), cancel)
+        def follow(on_event: Any, cancel: CancelToken) -> None:
+            def changed() -> None:
+                # Stop at the first change after a cancel even if the back end only looks
+                # at the token while its stream is quiet.
+                cancel.raise_if_cancelled()
+                on_event(Notice("images changed"))
+
+            backend.watch(changed, cancel)
+
+        def changed_event(_event: object) -> None:
+            # Events of a watch this window no longer follows (another source, or closed).
+            if self._watch is handle:
+                self.schedule_refresh()
 
         def ended(_result: object) -> None:
             # watch() returned without being cancelled: the stream closed under us. A
@@ -587,7 +607,7 @@ class MainWindow(QMainWindow):
             follow,
             on_result=ended,
             on_error=failed,
-            on_event=lambda _event: self.schedule_refresh(),
+            on_event=changed_event,
         )
         self._watch = handle
 
@@ -764,8 +784,8 @@ class MainWindow(QMainWindow):
             self._runner.call(
                 "tag image",
                 lambda: backend.tag_image(image.id, target),
-                lambda _result: self.schedule_refresh(),
-                lambda error: self.banner.show_message(f"Tagging failed: {error}"),
+                lambda _result: self.schedule_refresh() if isValid(self) else None,
+                lambda error: self._report(f"Tagging failed: {error}"),
             )
 
         prompt.textValueSelected.connect(chosen)
@@ -806,10 +826,12 @@ class MainWindow(QMainWindow):
             return container, backend.run_container(container, on_event, cancel)
 
         def shown(event: object) -> None:
-            if isinstance(event, LogLine):
+            if isinstance(event, LogLine) and isValid(self):
                 self.statusBar().showMessage(event.text, 5000)
 
         def ended(outcome: tuple[str, int]) -> None:
+            if not isValid(self):  # the window was closed while the container ran
+                return
             container, code = outcome
             self.statusBar().showMessage(
                 f"Container {container[:12]} from {reference} exited with code {code}", 15000
@@ -822,9 +844,14 @@ class MainWindow(QMainWindow):
             "run container",
             work,
             on_result=ended,
-            on_error=lambda error: self.banner.show_message(f"Running failed: {error}"),
+            on_error=lambda error: self._report(f"Running failed: {error}"),
             on_event=shown,
         )
+
+    def _report(self, message: str) -> None:
+        """Show a failure in the banner, unless the window is gone by the time it arrives."""
+        if isValid(self):
+            self.banner.show_message(message)
 
     def delete_selected(self) -> None:
         """Del: the delete dialog for the selected rows."""
