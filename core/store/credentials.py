@@ -64,17 +64,16 @@ def auth_key(host: str) -> str:
 
 
 def registry_host(server: str | None) -> str:
-    """The registry a login names, as `docker login` reads it: Docker Hub when empty, and a
-    URL or a path cut down to its host (`https://host:5000/v2/` -> `host:5000`)."""
+    """The registry a login names, as `docker login` reads it (Docker Hub when empty).
+
+    A URL or a path is cut down to its host: `https://host:5000/v2/` -> `host:5000`.
+    """
     if server is None or not server.strip():
         return "docker.io"
-    text = server.strip()
-    for prefix in ("https://", "http://"):
-        text = text.removeprefix(prefix)
-    host = text.split("/", 1)[0]
+    host = _host_of_key(server)
     if not host or any(c.isspace() for c in host):
         raise InvalidArgument(f"{server!r} does not name a registry")
-    return _canonical_host(host)
+    return host
 
 
 def _host_of_key(key: str) -> str:
@@ -82,8 +81,7 @@ def _host_of_key(key: str) -> str:
     text = key.strip()
     for prefix in ("https://", "http://"):
         text = text.removeprefix(prefix)
-    host = text.split("/", 1)[0]
-    return "docker.io" if host in _DOCKER_HUB_NAMES else host
+    return _canonical_host(text.split("/", 1)[0])
 
 
 def _canonical_host(host: str) -> str:

@@ -23,6 +23,7 @@ from core.store.credentials import (
     login,
     logout,
     lookup,
+    registry_host,
 )
 
 FAKE_HELPER = """#!{python}
@@ -202,3 +203,14 @@ def test_logout_without_a_login_reports_nothing_removed(config: Path) -> None:
 
 def test_credentials_repr_hides_the_password() -> None:
     assert "hunter2" not in repr(Credentials("user", "hunter2"))
+
+
+def test_registry_host_reads_a_server_the_way_docker_login_does() -> None:
+    assert registry_host(None) == "docker.io"
+    assert registry_host("https://reg.example:5000/v2/") == "reg.example:5000"
+    assert registry_host("index.docker.io") == "docker.io"
+
+
+def test_registry_host_refuses_a_name_with_spaces() -> None:
+    with pytest.raises(InvalidArgument, match="does not name a registry"):
+        registry_host("reg example")
