@@ -483,3 +483,91 @@ def test_rebuild_steps_and_cache_lines_match_docker(
     ]
     theirs = [line for line in output if line.startswith("Step ") or "Using cache" in line]
     assert ours == theirs
+
+
+def make_edge_context(root: Path, base: str) -> Path:
+    """A context for the corners of ADD/COPY/WORKDIR/RUN and the config instructions."""
+    context = root / "edge"
+    (context / "tree" / "inner").mkdir(parents=True)
+    (context / "tree" / "inner" / "leaf.txt").write_text("leaf\n")
+    (context / "tree" / "link").symlink_to("inner/leaf.txt")
+    (context / "a.txt").write_text("a\n")
+    (context / "group").write_text("root:x:0:\nreplaced:x:5:\n")
+    (context / "Dockerfile").write_text(
+        f"""FROM {base}
+ARG PORT
+ENV OLD style value
+ENV WITH_DEFAULT=${{PORT:-8000}}
+EXPOSE ${{PORT:-7000}}/tcp
+LABEL "spaced key"="a value with spaces" plain=yes
+COPY a.txt /etc
+COPY a.txt /renamed.txt
+COPY tree /etc/
+COPY --chown=1000:1000 tree /made/deep/tree/
+COPY group /etc/group
+WORKDIR /etc
+RUN chmod 600 /etc/passwd && rm -rf /var && mkdir -p /var/again && touch /var/again/x
+RUN rm -rf /home && mkdir /home && echo fresh > /home/only
+ENTRYPOINT sh -c "echo shell-form"
+USER 1000:1000
+STOPSIGNAL 9
+HEALTHCHECK NONE
+"""
+    )
+    return context
+
+
+@pytest.fixture(scope="module")
+def edge_built(
+    tmp_path_factory: pytest.TempPathFactory, services: Services, parity_store: StoreBackend
+) -> tuple[str, str]:
+    """The edge Dockerfile built by dockerd (tag parity-edge) and by the store (its ID)."""
+    context = make_edge_context(tmp_path_factory.mktemp("edge"), services.registry_base)
+    services.docker("build", "--network", "none", "--build-arg", "PORT=9090",
+                    "-t", "parity-edge", str(context))  # fmt: skip
+    image_id = parity_store.build(
+        BuildOptions(context, build_args={"PORT": "9090"}), ignore_events, CancelToken()
+    )
+    return "parity-edge", image_id
+
+
+@pytest.mark.parametrize("name", CONFIG_FIELDS)
+def test_edge_config_field_matches_docker(
+    name: str, edge_built: tuple[str, str], services: Services, parity_store: StoreBackend
+) -> None:
+    engine_tag, image_id = edge_built
+    ours = parity_store.inspect_image(image_id)["Config"]
+    assert _field(ours, name) == _field(engine_config(services, engine_tag), name)
+
+
+def test_edge_file_tree_matches_docker_export(
+    edge_built: tuple[str, str], services: Services, parity_store: StoreBackend
+) -> None:
+    engine_tag, image_id = edge_built
+    differences = tree_differences(
+        store_tree(parity_store, image_id), export_tree(services, engine_tag)
+    )
+    assert differences == []
+
+
+def test_edge_history_matches_docker(
+    edge_built: tuple[str, str], services: Services, parity_store: StoreBackend
+) -> None:
+    import re
+
+    engine_tag, image_id = edge_built
+    masked = re.compile(r"[0-9a-f]{64}")
+    theirs = services.docker(
+        "history", "--no-trunc", "--format", "{{.CreatedBy}} {{.Size}}", engine_tag
+    ).stdout.splitlines()
+    ours = [
+        f"{entry.created_by} {'0B' if entry.empty_layer or not entry.size else 'layer'}"
+        for entry in parity_store.history(image_id)
+    ]
+    # Sizes in docker's units only say whether a step made a layer.
+    theirs = [
+        f"{line.rsplit(' ', 1)[0]} {'0B' if line.endswith(' 0B') else 'layer'}" for line in theirs
+    ]
+    assert [masked.sub("<hash>", line) for line in ours] == [
+        masked.sub("<hash>", line) for line in theirs
+    ]
