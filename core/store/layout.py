@@ -643,28 +643,7 @@ class Layout:
             if digest in seen:
                 continue
             seen.add(digest)
-            try:
-                raw = self.read_blob(digest)
-            except (NotFound, InvalidArgument):
-                continue
-            if len(raw) > 4 << 20 or not raw.lstrip().startswith(b"{"):
-                continue
-            try:
-                document = json.loads(raw)
-            except ValueError:
-                continue
-            if not isinstance(document, dict):
-                continue
-            children: list[Any] = []
-            if isinstance(document.get("config"), dict):
-                children.append(document["config"])
-            for key in ("layers", "manifests"):
-                if isinstance(document.get(key), list):
-                    children.extend(document[key])
-            for child in children:
-                digest_text = child.get("digest") if isinstance(child, dict) else None
-                if isinstance(digest_text, str) and DIGEST_RE.match(digest_text):
-                    pending.append(digest_text)
+            pending.extend(d for d in self._children_of(digest) if DIGEST_RE.match(d))
         return seen
 
     def _ingest_active(self) -> bool:
@@ -829,25 +808,24 @@ class Layout:
                 return current
             if current in bad_blobs or not self.has_blob(current):
                 return current
-            path = self.blob_path(current)
-            if path.stat().st_size > 4 << 20:
-                continue
-            raw = path.read_bytes()
-            if not raw.lstrip().startswith(b"{"):
-                continue
-            try:
-                document = json.loads(raw)
-            except ValueError:
-                continue
-            if not isinstance(document, dict):
-                continue
-            if isinstance(document.get("config"), dict):
-                pending.append(str(document["config"].get("digest")))
-            for key in ("layers", "manifests"):
-                for child in document.get(key) or []:
-                    if isinstance(child, dict):
-                        pending.append(str(child.get("digest")))
+            pending.extend(self._children_of(current))
         return None
+
+    def _children_of(self, digest: str) -> list[str]:
+        """The blobs a manifest or index blob points at; none for layers and configs."""
+        try:
+            path = self.blob_path(digest)
+            if path.stat().st_size > 4 << 20:
+                return []  # no manifest is this large; a layer is not worth reading
+            raw = path.read_bytes()
+        except (OSError, NotFound, InvalidArgument):
+            return []
+        if not raw.lstrip().startswith(b"{"):
+            return []
+        try:
+            return _child_digests(json.loads(raw))
+        except ValueError:
+            return []
 
     def _check_ingest(self, repair: bool) -> list[FsckProblem]:
         found: list[FsckProblem] = []
@@ -929,3 +907,20 @@ def remove_path(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def _child_digests(document: Any) -> list[str]:
+    """The digests of the descriptors a manifest or index points at; none for other JSON.
+
+    Only descriptors count: an image config also has a "config" object (the container
+    config), which carries no digest and is not a blob reference.
+    """
+    if not isinstance(document, dict):
+        return []
+    children: list[Any] = [document.get("config")]
+    for key in ("layers", "manifests"):
+        if isinstance(document.get(key), list):
+            children.extend(document[key])
+    return [
+        str(child["digest"]) for child in children if isinstance(child, dict) and "digest" in child
+    ]
