@@ -535,6 +535,8 @@ class DockerEngineBackend:
                     filters={"type": ["image", "container"]}, decode=True
                 )
                 for event in events:
+                    if cancel.cancelled:
+                        break  # the with-block's exit turns this into Cancelled
                     action = str(event.get("Action") or event.get("status") or "")
                     if not action.startswith(_QUIET_ACTIONS):
                         on_change()

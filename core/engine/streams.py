@@ -35,6 +35,7 @@ class _Operation:
         self.responses: list[requests.Response] = []
         self.on_cancel = on_cancel
         self.lock = threading.Lock()
+        self.cancelled = False
 
 
 class ResponseTracker:
@@ -49,6 +50,11 @@ class ResponseTracker:
         if operation is not None:
             with operation.lock:
                 operation.responses.append(response)
+                late = operation.cancelled
+            if late:
+                # Cancelled while the request was on its way: the watcher has already closed
+                # what it knew of, so close this one here or its read would wait for dockerd.
+                close_response(response)
         return response
 
     @contextlib.contextmanager
@@ -85,6 +91,7 @@ def _watch(cancel: CancelToken, finished: threading.Event, operation: _Operation
         except Exception:  # the cancel path must go on closing streams whatever happens
             log.debug("cancel action failed", exc_info=True)
     with operation.lock:
+        operation.cancelled = True
         responses = list(operation.responses)
     for response in responses:
         close_response(response)
