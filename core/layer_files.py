@@ -594,7 +594,8 @@ def _archive_sources(
     read_fd, write_fd = os.pipe()
     reader = os.fdopen(read_fd, "rb", buffering=_CHUNK)
     writer = os.fdopen(write_fd, "wb", buffering=_CHUNK)
-    save_cancel = CancelToken()
+    # The save stops when the caller cancels, or when reading fails and nobody wants the rest.
+    save_cancel = _LinkedCancel(cancel)
     failures: list[BaseException] = []
 
     def produce() -> None:
@@ -633,6 +634,28 @@ def _archive_sources(
     if failures:
         raise _save_error(failures[0])
     return archive.sources(ref)
+
+
+class _LinkedCancel(CancelToken):
+    """A token cancelled by its own cancel() or by the outer token's."""
+
+    def __init__(self, outer: CancelToken) -> None:
+        super().__init__()
+        self._outer = outer
+
+    @property
+    def cancelled(self) -> bool:
+        """True once either token was cancelled."""
+        return super().cancelled or self._outer.cancelled
+
+    def raise_if_cancelled(self) -> None:
+        """Raise Cancelled when either token was cancelled."""
+        if self.cancelled:
+            raise Cancelled()
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to timeout on this token, then report either one."""
+        return super().wait(timeout) or self._outer.cancelled
 
 
 def _save_error(failure: BaseException) -> LayerdeckError:

@@ -14,6 +14,7 @@ import json
 import posixpath
 import subprocess
 import tarfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,6 +236,20 @@ def test_engine_analysis_cancelled_raises_cancelled(engine: DockerEngineBackend)
     cancel.cancel()
     with pytest.raises(Cancelled):
         analyse_image(engine, IMAGE, ignore_events, cancel)
+
+
+def test_engine_analysis_cancelled_while_reading_stops_the_save(
+    engine: DockerEngineBackend,
+) -> None:
+    cancel = CancelToken()
+
+    def cancel_at_first_layer(event: object) -> None:
+        if isinstance(event, LayerProgress):
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        analyse_image(engine, IMAGE, cancel_at_first_layer, cancel)
+    assert not [t for t in threading.enumerate() if t.name == "layer-files-save"]
 
 
 def test_store_counts_of_the_loaded_archive_match_the_engine(
