@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.backend import Backend
 from core.errors import InvalidArgument, LayerdeckError
 from core.store.credentials import (
     auth_key,
@@ -52,16 +51,16 @@ class LoginDialog(QDialog):
 
     def __init__(
         self,
-        runner: TaskRunner,
-        backend: Backend | None = None,
         parent: QWidget | None = None,
+        runner: TaskRunner | None = None,
         server: str = "",
     ) -> None:
+        # No back end: a login belongs to the registry and the docker config, whichever
+        # source the window shows.
         super().__init__(parent)
         self.setWindowTitle("Registry login")
         self.setWindowIcon(icon("dialogs/login"))
-        self.runner = runner
-        self.backend = backend
+        self.runner = runner if runner is not None else TaskRunner(self)
         self._task: TaskHandle | None = None
 
         self.server_field = QLineEdit(self)

@@ -47,7 +47,7 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _dialog(qtbot: QtBot, runner: TaskRunner, server: str) -> LoginDialog:
-    dialog = LoginDialog(runner, None, None, server=server)
+    dialog = LoginDialog(None, runner=runner, server=server)
     qtbot.addWidget(dialog)
     dialog.show()
     return dialog
