@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.errors import Conflict, InvalidReference, NotFound
+from core.errors import Conflict, InvalidReference, LayerdeckError, NotFound
 from core.models import RemovalEntry
 from core.reference import Reference, id_prefix, parse_reference
 
@@ -107,7 +107,32 @@ def plan_removal(
     prune_parents: bool = True,
 ) -> RemovalPlan:
     """Plan `docker rmi [-f] text` against a snapshot; raises Conflict or NotFound."""
+    return _plan(_Graph(images, containers), text, force, prune_parents)
+
+
+def plan_removals(
+    texts: Sequence[str],
+    force: bool,
+    images: Sequence[ImageNode],
+    containers: Sequence[ContainerUse],
+) -> list[RemovalPlan | LayerdeckError]:
+    """Plan `docker rmi [-f] a b ...`: each against what the ones before it leave.
+
+    docker removes the references one after another and goes on after a refusal; so does
+    this, with the error in the refused reference's place. Both tags of one image: the
+    first untags, the second untags and deletes.
+    """
     graph = _Graph(images, containers)
+    plans: list[RemovalPlan | LayerdeckError] = []
+    for text in texts:
+        try:
+            plans.append(_plan(graph, text, force, True))
+        except LayerdeckError as error:  # refusals are raised before the graph changes
+            plans.append(error)
+    return plans
+
+
+def _plan(graph: _Graph, text: str, force: bool, prune_parents: bool) -> RemovalPlan:
     image_id, named = resolve(text, graph.images.values())
     entries: list[RemovalEntry] = []
     untag: list[Reference] = []
@@ -257,6 +282,20 @@ def _short(image_id: str) -> str:
 
 def preview_removal(backend: Backend, reference: str, force: bool) -> RemovalPlan:
     """Plan `rmi [-f] reference` against a snapshot of backend, without changing anything."""
+    nodes, uses = snapshot(backend)
+    return plan_removal(reference, force, nodes, uses)
+
+
+def preview_removals(
+    backend: Backend, references: Sequence[str], force: bool
+) -> list[RemovalPlan | LayerdeckError]:
+    """Plan `rmi [-f] ref...` against one snapshot of backend (see plan_removals)."""
+    nodes, uses = snapshot(backend)
+    return plan_removals(references, force, nodes, uses)
+
+
+def snapshot(backend: Backend) -> tuple[list[ImageNode], list[ContainerUse]]:
+    """The planner's view of a back end: its images with references and parents, its users."""
     images: dict[str, tuple[list[Reference], str | None]] = {}
     for row in backend.list_images(all=True):
         refs, _parent = images.setdefault(row.id, ([], row.parent_id))
@@ -276,7 +315,7 @@ def preview_removal(backend: Backend, reference: str, force: bool) -> RemovalPla
     uses = [
         ContainerUse(c.id, c.name, c.image_id, c.running) for c in backend.list_containers(all=True)
     ]
-    return plan_removal(reference, force, nodes, uses)
+    return nodes, uses
 
 
 def _row_references(repository: str, tag: str | None, digest: str | None) -> list[str]:

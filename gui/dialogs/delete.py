@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from core.backend import Backend
 from core.errors import Conflict, LayerdeckError
 from core.models import ContainerSummary, RemovalEntry
-from core.removal import RemovalPlan, preview_removal
+from core.removal import RemovalPlan, preview_removals
 from gui.dialogs.banner import MessageBanner, Tone, set_status, tone_colour
 from gui.icons import icon
 from gui.workers import TaskHandle, TaskRunner
@@ -99,21 +99,20 @@ def compute_previews(
     """The preview of deleting each reference (runs in the TaskRunner)."""
     containers = backend.list_containers(all=True)
     previews = []
-    for reference in references:
+    # One snapshot for all: deleting two tags of one image untags, then untags and deletes.
+    plans = preview_removals(backend, references, force)
+    for reference, plan in zip(references, plans, strict=True):
         holders: tuple[ContainerSummary, ...] = ()
         try:
             image_id = backend.inspect_image(reference)["Id"]
             holders = tuple(c for c in containers if c.image_id == image_id)
         except LayerdeckError:
-            pass  # the preview below says what is wrong with the reference
-        try:
-            plan = preview_removal(backend, reference, force)
-        except Conflict as exc:
-            previews.append(
-                RemovalPreview(reference, None, explain_refusal(reference, exc, holders), holders)
-            )
-        except LayerdeckError as exc:
-            previews.append(RemovalPreview(reference, None, str(exc), holders))
+            pass  # the plan says what is wrong with the reference
+        if isinstance(plan, Conflict):
+            refusal = explain_refusal(reference, plan, holders)
+            previews.append(RemovalPreview(reference, None, refusal, holders))
+        elif isinstance(plan, LayerdeckError):
+            previews.append(RemovalPreview(reference, None, str(plan), holders))
         else:
             previews.append(RemovalPreview(reference, plan, None, holders))
     return previews

@@ -9,7 +9,7 @@ import pytest
 from core.errors import Conflict
 from core.models import ContainerSummary, ImageSummary
 from core.reference import parse_reference
-from core.removal import ContainerUse, ImageNode, plan_removal, preview_removal
+from core.removal import ContainerUse, ImageNode, plan_removal, plan_removals, preview_removal
 
 BASE = "sha256:" + "b" * 64
 APP = "sha256:" + "a" * 64
@@ -40,6 +40,22 @@ def test_untag_one_of_two_tags_keeps_the_image() -> None:
     plan = plan_removal("app:1.0", False, [node(APP, "app:1.0", "app:latest")], [])
     assert lines(plan) == ["Untagged: app:1.0"]
     assert plan.delete == ()
+
+
+def test_both_tags_of_one_image_untag_then_delete_in_one_run() -> None:
+    first, second = plan_removals(
+        ["app:1.0", "app:latest"], False, [node(APP, "app:1.0", "app:latest")], []
+    )
+    assert lines(first) == ["Untagged: app:1.0"]
+    assert lines(second) == ["Untagged: app:latest", f"Deleted: {APP}"]
+
+
+def test_a_refused_reference_does_not_stop_the_next() -> None:
+    stopped = ContainerUse("f" * 64, "db", APP, running=False)
+    images = [node(APP, "app:1.0"), node(BASE, "base:1")]
+    refused, removed = plan_removals(["app:1.0", "base:1"], False, images, [stopped])
+    assert isinstance(refused, Conflict)
+    assert lines(removed) == ["Untagged: base:1", f"Deleted: {BASE}"]
 
 
 def test_last_tag_held_by_stopped_container_is_refused() -> None:
