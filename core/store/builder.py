@@ -24,7 +24,9 @@ from __future__ import annotations
 import bz2
 import contextlib
 import copy
+import dataclasses
 import fcntl
+import functools
 import gzip
 import json
 import logging
@@ -36,10 +38,10 @@ import shutil
 import stat
 import tarfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from core.dockerfile import (
     DEFAULT_SHELL,
@@ -89,6 +91,7 @@ from core.store.context import BuildContext, fetch_url, is_url, wildcard_regex
 from core.store.layers import layer_path
 from core.store.layout import (
     ANNOTATION_DANGLING,
+    ANNOTATION_PARENT,
     ANNOTATION_REF_NAME,
     ANNOTATION_REPO_DIGEST,
     Descriptor,
@@ -99,6 +102,8 @@ from core.store.runtime import Runtime
 from core.store.summary import platform_manifest
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # docker's builtin build args: accepted without an ARG and never warned about.
 BUILTIN_ARGS = frozenset(
@@ -270,16 +275,14 @@ class _Session:
             index += 1
             step = _Step(index, count, from_instructions[stage.index])
             self.on_event(BuildStep(index, count, step.instruction.original))
-            state = self._guarded(
-                step, lambda stage=stage, step=step: self.begin_stage(stage, step)
-            )
+            state = self._guarded(step, functools.partial(self.begin_stage, stage, step))
             self.on_event(LogLine(f" ---> {state.image.short_id}"))
             for instruction in stage.instructions:
                 self.cancel.raise_if_cancelled()
                 index += 1
                 step = _Step(index, count, instruction)
                 self.on_event(BuildStep(index, count, instruction.original))
-                self._guarded(step, lambda step=step, state=state: self.dispatch(state, step))
+                self._guarded(step, functools.partial(self.dispatch, state, step))
                 self.on_event(LogLine(f" ---> {state.image.short_id}"))
             self.consumed_args |= state.env.used_build_args
             self.consumed_args |= set(state.env.args)
@@ -288,7 +291,7 @@ class _Session:
         assert final is not None
         return final
 
-    def _guarded(self, step: _Step, action: Any) -> Any:
+    def _guarded(self, step: _Step, action: Callable[[], T]) -> T:
         """Run a step; any error becomes a BuildFailed naming the step and its line."""
         try:
             return action()
@@ -334,7 +337,11 @@ class _Session:
                 instructions = parse(trigger).instructions
                 if len(instructions) != 1:
                     raise InvalidArgument(f"the ONBUILD trigger {trigger!r} is not one instruction")
-                self.dispatch(state, _Step(step.index, step.count, instructions[0]))
+                # Errors in a trigger point at the FROM that ran it.
+                trigger_instruction = dataclasses.replace(
+                    instructions[0], line=step.instruction.line, end_line=step.instruction.line
+                )
+                self.dispatch(state, _Step(step.index, step.count, trigger_instruction))
         return state
 
     def base_image(self, name: str) -> StoredImage:
@@ -377,12 +384,13 @@ class _Session:
         else:
             self.config_step(state, step)
 
-    def _nop(self, state: _StageState, comment: str, joined: bool = False) -> str:
-        """docker's `#(nop)` created_by: most steps add the comment as a word of its own
-        (two spaces), WORKDIR, ADD and COPY glue it to the marker (one space)."""
+    def _nop(self, state: _StageState, comment: str, joined: bool = False) -> list[str]:
+        """docker's `#(nop)` command of a step that runs nothing: most steps add the comment
+        as a word of its own (two spaces once joined), WORKDIR, ADD and COPY glue it to the
+        marker (one space)."""
         if joined:
-            return " ".join([*state.shell, f"#(nop) {comment}"])
-        return " ".join([*state.shell, "#(nop) ", comment])
+            return [*state.shell, f"#(nop) {comment}"]
+        return [*state.shell, "#(nop) ", comment]
 
     def config_step(self, state: _StageState, step: _Step) -> None:
         """CMD, ENV, LABEL, ... : only the config changes (an empty_layer step)."""
@@ -394,7 +402,7 @@ class _Session:
         updated = state.env.apply(before, instruction)
         state.run_config = dict(updated.get("config") or {})
         comment = _nop_comment(instruction, state.run_config, mapping, self.parsed.escape)
-        self.commit_step(state, step, self._nop(state, comment), None, ())
+        self.commit_step(state, step, None, (), self._nop(state, comment))
 
     def arg_step(self, state: _StageState, step: _Step) -> None:
         """ARG: declares a build variable; the classic builder still commits a step."""
@@ -402,18 +410,21 @@ class _Session:
         for argument in step.instruction.arguments:
             self.consumed_args.add(argument.partition("=")[0])
         comment = "ARG " + " ".join(step.instruction.arguments)
-        self.commit_step(state, step, self._nop(state, comment), None, ())
+        self.commit_step(state, step, None, (), self._nop(state, comment))
 
     def commit_step(
         self,
         state: _StageState,
         step: _Step,
-        created_by: str,
-        make_layer: Any,
+        make_layer: Callable[[], NewLayer | None] | None,
         extra_key: tuple[str, ...],
-        container_cmd: list[str] | None = None,
+        cmd: list[str],
     ) -> None:
-        """Serve the step from the cache, or make its layer (if any) and its image."""
+        """Serve the step from the cache, or make its layer (if any) and its image.
+
+        cmd is the step's command as docker records it (its history's created_by, joined).
+        """
+        created_by = " ".join(cmd)
         parent = state.image
         run_config = copy.deepcopy(state.run_config)
         run_config["Image"] = parent.image_id or ""
@@ -431,7 +442,6 @@ class _Session:
                     state.image = image
                     return
         layer: NewLayer | None = make_layer() if make_layer is not None else None
-        cmd = container_cmd if container_cmd is not None else [*state.shell, "#(nop) ", created_by]
         container_view = {**run_config, "Cmd": cmd}
         history = HistoryStep(
             created_by=created_by,
@@ -457,7 +467,7 @@ class _Session:
                 except LayerdeckError:
                     return None
                 parent = config_parent(config)
-                annotations = {"io.layerdeck.parent": parent} if parent else {}
+                annotations = {ANNOTATION_PARENT: parent} if parent else {}
                 platform = {
                     "os": str(config.get("os", "")),
                     "architecture": str(config.get("architecture", "")),
@@ -493,12 +503,11 @@ class _Session:
             f"{name}={value}" for name, value in state.env.args.items() if name not in env_keys
         )
         saved = argv if not build_env else [f"|{len(build_env)}", *build_env, *argv]
-        created_by = " ".join(saved)
 
         def make_layer() -> NewLayer | None:
             return self.run_container(state, step, argv, build_env)
 
-        self.commit_step(state, step, created_by, make_layer, (), container_cmd=saved)
+        self.commit_step(state, step, make_layer, (), saved)
 
     def run_container(
         self, state: _StageState, step: _Step, argv: list[str], build_env: list[str]
@@ -553,8 +562,9 @@ class _Session:
                 writer.make_dirs(workdir.lstrip("/"), materialize=False)
                 return self.finish_upper(state.image, upper)
 
-        created_by = self._nop(state, f"WORKDIR {workdir}", joined=True)
-        self.commit_step(state, step, created_by, make_layer, ())
+        self.commit_step(
+            state, step, make_layer, (), self._nop(state, f"WORKDIR {workdir}", joined=True)
+        )
 
     # -- ADD and COPY --------------------------------------------------------------------
 
@@ -585,7 +595,7 @@ class _Session:
         source = plan.content_hash.removeprefix("sha256:")
         if plan.kind:
             source = f"{plan.kind}:{source}"
-        created_by = self._nop(state, f"{name}{source} in {destination} ", joined=True)
+        cmd = self._nop(state, f"{name}{source} in {destination} ", joined=True)
 
         def make_layer() -> NewLayer | None:
             with self.upper(state.image) as (writer, upper):
@@ -593,7 +603,7 @@ class _Session:
                 plan.apply(writer, uid, gid)
                 return self.finish_upper(state.image, upper)
 
-        self.commit_step(state, step, created_by, make_layer, (chown, *hashes))
+        self.commit_step(state, step, make_layer, (chown, *hashes), cmd)
 
     def copy_plan(
         self, state: _StageState, step: _Step, keyword: str, sources: list[str], dest: str
