@@ -141,6 +141,10 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self._runner = runner
         self._settings = settings if settings is not None else QSettings()
+        # The store's registry client reads the insecure-registries list from the environment.
+        from gui.dialogs.registries import apply_insecure_registries
+
+        apply_insecure_registries(self._settings)
         self._backend: Backend | None = None
         self._source: Source | None = None
         self._state = STATE_CONNECTING
@@ -243,6 +247,26 @@ class MainWindow(QMainWindow):
         self.run_action = self._action(
             "run", "Run…", self.run_selected, None, None, "Run a container from the image"
         )
+        self.push_action = self._action(
+            "push", "Push…", self.open_push, None, "dialogs/push", "Push the image to a registry"
+        )
+        self.copy_to_action = self._action(
+            "copy_to", "Copy to…", self.open_copy, None, "copy", "Copy to another source"
+        )
+        self.login_action = self._action(
+            "login", "Log in…", self.open_login, None, "dialogs/login", "Log in to a registry"
+        )
+        self.logout_action = self._action(
+            "logout", "Log out…", self.open_login, None, None, "Log out from a registry"
+        )
+        self.registries_action = self._action(
+            "insecure_registries",
+            "Insecure registries…",
+            self.open_registries,
+            None,
+            None,
+            "Registries the built-in store may reach over plain HTTP",
+        )
 
     def _build_central(self, sources: list[Source]) -> None:
         toolbar = self.addToolBar("Main")
@@ -325,11 +349,18 @@ class MainWindow(QMainWindow):
             self.tag_action,
             self.run_action,
             self.commit_action,
+            self.push_action,
+            self.copy_to_action,
         ):
             image_menu.addAction(action)
         image_menu.addSeparator()
         image_menu.addAction(self.delete_action)
         image_menu.addAction(self.force_delete_action)
+        registry_menu = bar.addMenu("&Registry")
+        registry_menu.addAction(self.login_action)
+        registry_menu.addAction(self.logout_action)
+        registry_menu.addSeparator()
+        registry_menu.addAction(self.registries_action)
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.find_action)
         view_menu.addAction(self.refresh_action)
@@ -688,6 +719,8 @@ class MainWindow(QMainWindow):
             self.copy_reference_action,
             self.inspect_action,
             self.run_action,
+            self.push_action,
+            self.copy_to_action,
         ):
             action.setEnabled(has_backend and selected)
 
@@ -727,6 +760,8 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(self.tag_action)
         menu.addAction(self.run_action)
+        menu.addAction(self.push_action)
+        menu.addAction(self.copy_to_action)
         image = self.selected_images()[0] if self.selected_images() else None
         if image is not None and self.detail.image == image:
             for container in self.detail.containers_model.containers()[:5]:
@@ -890,6 +925,38 @@ class MainWindow(QMainWindow):
         """Help > About."""
         source = self._source.label if self._source else None
         self._open_dialog("about", "AboutDialog", needs_backend=False, source=source)
+
+    def open_push(self) -> None:
+        """Open the Push dialog for the first selected image."""
+        images = self.selected_images()
+        reference = images[0].reference if images else ""
+        self._open_dialog("push", "PushDialog", reference=reference)
+
+    def open_copy(self) -> None:
+        """Open the Copy dialog for the selected images, offering the other sources."""
+        references = [image.reference for image in self.selected_images()]
+        sources = [
+            self.source_box.itemData(row)
+            for row in range(self.source_box.count())
+            if isinstance(self.source_box.itemData(row), Source)
+        ]
+        self._open_dialog(
+            "copy_image",
+            "CopyImageDialog",
+            references=references,
+            sources=sources,
+            current=self._source,
+        )
+
+    def open_login(self) -> None:
+        """Open the registry Login dialog (it logs out too)."""
+        self._open_dialog("login", "LoginDialog", needs_backend=False, runner=self._runner)
+
+    def open_registries(self) -> None:
+        """Open the insecure-registries settings."""
+        self._open_dialog(
+            "registries", "RegistriesDialog", needs_backend=False, settings=self._settings
+        )
 
     def _open_dialog(
         self,

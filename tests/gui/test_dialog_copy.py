@@ -13,13 +13,18 @@ from pathlib import Path
 
 import pytest
 from harness import Services
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from core.backend import Backend, open_engine, open_store
 from core.errors import Cancelled, NotFound
 from core.store.layout import Layout
 from gui.dialogs.copy_image import CopyImageDialog
+from gui.dialogs.login import LoginDialog
+from gui.dialogs.push import PushDialog
+from gui.dialogs.registries import RegistriesDialog
+from gui.main_window import MainWindow
 from gui.sources import Source, engine_label
 from gui.workers import TaskRunner
 
@@ -161,3 +166,74 @@ def test_copy_dialog_screenshot(
     folder = Path(os.environ.get("LAYERDECK_SCREENSHOTS", str(tmp_path)))
     QApplication.processEvents()
     assert dialog.grab().save(str(folder / "dialog-copy.png"))
+
+
+# The window's entries open the registry and copy dialogs.
+
+
+@pytest.fixture
+def window(
+    qtbot: QtBot, runner: TaskRunner, services: Services, store_path: Path, tmp_path: Path
+) -> Iterator[MainWindow]:
+    """The main window on the test dockerd, with a store as the other source."""
+    from PySide6.QtCore import QSettings
+
+    engine_source, store_source = _sources(services, store_path)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    shown = MainWindow(runner, settings, sources=[engine_source, store_source])
+    qtbot.addWidget(shown)
+    shown.resize(1280, 800)
+    shown.show()
+    with qtbot.waitSignal(shown.imagesRefreshed, timeout=TIMEOUT_MS):
+        shown.open_source(engine_source)
+    yield shown
+    shown.close()
+
+
+def _opened(qtbot: QtBot, window: MainWindow, action_name: str) -> QWidget:
+    action = window.findChild(QAction, action_name)
+    assert action is not None and action.isEnabled(), action_name
+    with qtbot.waitSignal(window.dialogOpened, timeout=TIMEOUT_MS) as opened:
+        action.trigger()
+    dialog: QWidget = opened.args[0]
+    return dialog
+
+
+def _select(qtbot: QtBot, window: MainWindow, reference: str) -> None:
+    row = next(
+        r for r in range(window.proxy.rowCount()) if window.proxy.image_at(r).reference == reference
+    )
+    with qtbot.waitSignal(window.detail.inspectLoaded, timeout=TIMEOUT_MS):
+        window.table.selectRow(row)
+
+
+def test_copy_to_offers_the_other_source_for_the_selected_image(
+    qtbot: QtBot, window: MainWindow, services: Services, store_path: Path
+) -> None:
+    _select(qtbot, window, services.base_image)
+    dialog = _opened(qtbot, window, "copy_to")
+    assert isinstance(dialog, CopyImageDialog)
+    assert dialog.references == [services.base_image]
+    assert dialog.target is not None and dialog.target.location == str(store_path)
+    dialog.close()
+
+
+def test_push_opens_with_the_selected_image(
+    qtbot: QtBot, window: MainWindow, services: Services
+) -> None:
+    _select(qtbot, window, services.base_image)
+    dialog = _opened(qtbot, window, "push")
+    assert isinstance(dialog, PushDialog)
+    assert dialog.target_field.text() == services.base_image
+    dialog.close()
+
+
+def test_registry_menu_opens_login_and_insecure_registries(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    login = _opened(qtbot, window, "login")
+    assert isinstance(login, LoginDialog)
+    login.close()
+    registries = _opened(qtbot, window, "insecure_registries")
+    assert isinstance(registries, RegistriesDialog)
+    registries.close()
