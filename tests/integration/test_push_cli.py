@@ -118,3 +118,60 @@ def test_copy_to_an_unknown_kind_of_target_is_a_usage_error(store_path: Path) ->
     status, _out, err = _cli("--store", str(store_path), "copy", "--to", "floppy", "x:1")
     assert status == EXIT_FAILED
     assert "invalid copy target" in err
+
+
+HELPER = r'''#!/usr/bin/env python3
+"""A docker credential helper keeping its secrets in the JSON file $FAKE_HELPER_FILE."""
+import json, os, sys
+path = os.environ["FAKE_HELPER_FILE"]
+saved = json.load(open(path)) if os.path.exists(path) else {}
+action, text = sys.argv[1], sys.stdin.read()
+if action == "store":
+    entry = json.loads(text)
+    saved[entry["ServerURL"]] = entry
+elif action == "get":
+    if text.strip() not in saved:
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    print(json.dumps(saved[text.strip()]))
+elif action == "erase":
+    saved.pop(text.strip(), None)
+elif action == "list":
+    print(json.dumps({k: v["Username"] for k, v in saved.items()}))
+json.dump(saved, open(path, "w"))
+'''
+
+
+def test_login_with_a_credential_store_keeps_no_secret_in_the_config(
+    services: Services,
+    basic_registry: AuthRegistry,
+    docker_config: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-fake"
+    helper.write_text(HELPER)
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_HELPER_FILE", str(tmp_path / "secrets.json"))
+    (docker_config / "config.json").write_text(json.dumps({"credsStore": "fake"}))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(basic_registry.password))
+    status, _out, err = _cli(
+        "login", "-u", basic_registry.username, "--password-stdin", basic_registry.address
+    )
+    assert status == EXIT_OK, err
+    config_text = (docker_config / "config.json").read_text()
+    assert basic_registry.password not in config_text
+    assert '"auth"' not in config_text
+    saved = json.loads((tmp_path / "secrets.json").read_text())
+    assert saved[basic_registry.address]["Secret"] == basic_registry.password
+    # docker itself reads the login through the same helper.
+    name = _unique_image(services)
+    target = f"{basic_registry.address}/helper/{name.split(':')[0]}:v1"
+    env = dict(os.environ)
+    env.update(DOCKER_HOST=services.engine_url, DOCKER_CONFIG=str(docker_config))
+    subprocess.run(["docker", "tag", name, target], env=env, check=True, capture_output=True)
+    pushed = subprocess.run(["docker", "push", target], env=env, capture_output=True, text=True)
+    assert pushed.returncode == 0, pushed.stderr
