@@ -270,3 +270,14 @@ def test_push_without_a_login_asks_for_one(
     store.tag_image(name, target)
     with pytest.raises(AuthRequired, match="log in"):
         store.push(target, ignore_events, CancelToken())
+
+
+def test_push_of_a_pulled_image_mounts_its_layers_from_where_it_came(
+    services: Services, store: Backend
+) -> None:
+    store.pull(services.registry_base, ignore_events, CancelToken())
+    source_repository = services.registry_base.split("/", 1)[1].rsplit(":", 1)[0]
+    target = services.registry_ref(f"mounted/{os.urandom(4).hex()}", "v1")
+    store.tag_image(services.registry_base, target)
+    _digest, events = _push(store, target)
+    assert _statuses(events) == {"Preparing", f"Mounted from {source_repository}"}
