@@ -766,6 +766,9 @@ def container_init(plan_path: str) -> NoReturn:
     Runs as PID 1 of the new namespaces, started by Runtime.run through `unshare`.
     """
     plan = json.loads(Path(plan_path).read_text())
+    # runc starts every process with umask 0022, whatever the caller's; files a RUN step
+    # creates must get the same modes as under docker.
+    os.umask(0o022)
     error_fd = int(plan["error_fd"])
     for fd in plan.get("close_fds", []):
         with contextlib.suppress(OSError):

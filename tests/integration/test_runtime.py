@@ -79,6 +79,17 @@ def test_stdout_and_stderr_come_as_separate_log_lines(runtime: Runtime, base_lay
     assert output.text("stderr") == ["to-err"]
 
 
+def test_commands_run_with_dockers_umask_whatever_the_callers(
+    runtime: Runtime, base_layer: Path
+) -> None:
+    previous = os.umask(0o077)
+    try:
+        _, output, _ = _run(runtime, base_layer, "umask")
+    finally:
+        os.umask(previous)
+    assert output.text() == ["0022"]
+
+
 def test_exit_code_is_returned(runtime: Runtime, base_layer: Path) -> None:
     assert _run(runtime, base_layer, "exit 7")[0] == 7
 
