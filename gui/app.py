@@ -14,11 +14,19 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from gui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
 # How long closing the window waits for background work to notice its cancel.
 SHUTDOWN_TIMEOUT_MS = 5000
+# LAYERDECK_EXIT_AFTER_SHOW: how long to wait for the first listing before giving up.
+EXIT_AFTER_SHOW_TIMEOUT_MS = 60_000
 
 # Debian package -> the library Qt's xcb platform plugin loads from it.
 XCB_LIBRARIES = {
@@ -111,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.open_source(Source("store", f"Built-in store ({location})", location))
     else:
         window.open_initial_source()
+    if os.environ.get("LAYERDECK_EXIT_AFTER_SHOW") == "1":
+        _quit_after_first_listing(app, window)
     status = int(app.exec())
     window.close()
     if not runner.shutdown(SHUTDOWN_TIMEOUT_MS):
@@ -123,6 +133,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.flush()
         os._exit(status)
     return status
+
+
+def _quit_after_first_listing(app: QApplication, window: MainWindow) -> None:
+    """Smoke-test mode for packaged builds: quit once the first listing has been shown.
+
+    Exits 0 after the window painted its first list of images, 1 when none came within
+    EXIT_AFTER_SHOW_TIMEOUT_MS (the back end never answered).
+    """
+    from PySide6.QtCore import QTimer
+
+    def listed() -> None:
+        sys.stdout.write(f"listed {window.model.rowCount()} images\n")
+        sys.stdout.flush()
+        QTimer.singleShot(0, lambda: app.exit(0))
+
+    window.imagesRefreshed.connect(listed)
+    QTimer.singleShot(EXIT_AFTER_SHOW_TIMEOUT_MS, lambda: app.exit(1))
 
 
 def _version() -> str:
