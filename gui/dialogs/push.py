@@ -71,6 +71,7 @@ class PushDialog(QDialog):
         self._task: TaskHandle | None = None
         self._close_when_done = False
         self.layers: dict[str, LayerProgress] = {}
+        self._sizes: dict[str, int] = {}
         self._items: dict[str, QTreeWidgetItem] = {}
         self._dirty: set[str] = set()
         self.result_digest: str | None = None
@@ -185,6 +186,7 @@ class PushDialog(QDialog):
         source = self.source_reference
         retag = target != self._source_full()
         self.layers.clear()
+        self._sizes.clear()
         self._items.clear()
         self._dirty.clear()
         self.layer_tree.clear()
@@ -223,6 +225,9 @@ class PushDialog(QDialog):
     def _on_event(self, event: Event) -> None:
         if isinstance(event, LayerProgress):
             self.layers[event.layer] = event
+            if event.total > 0:
+                # "Pushed" carries no byte count; the row keeps showing the layer's size.
+                self._sizes[event.layer] = event.total
             self._dirty.add(event.layer)
             if not self._redraw.isActive():
                 self._redraw.start()
@@ -248,7 +253,8 @@ class PushDialog(QDialog):
             self._items[layer] = item
         item.setText(1, event.status)
         if layer_finished(event.status):
-            value, maximum, text = 1, 1, "Done"
+            size = self._sizes.get(layer, 0)
+            value, maximum, text = 1, 1, human_size(size) if size else "Done"
         elif event.total > 0:
             value, maximum = min(event.current, event.total), event.total
             text = f"{human_size(event.current)} / {human_size(event.total)}"
