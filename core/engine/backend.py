@@ -21,9 +21,9 @@ from typing import IO, Any, Literal
 
 import docker
 import docker.errors
-import docker.utils
 import requests
 
+from core.engine.contexts import Endpoint, default_endpoint, resolve_context
 from core.engine.events import (
     BuildTranscript,
     LineSplitter,
@@ -34,6 +34,7 @@ from core.engine.events import (
 )
 from core.engine.faults import engine_call, error_for_message, translate_faults
 from core.engine.rows import listing, timestamp
+from core.engine.ssh_dial import SshDialer
 from core.engine.streams import ResponseTracker
 from core.errors import (
     BackendUnavailable,
@@ -67,7 +68,6 @@ from core.reference import Reference, parse_reference
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "unix:///var/run/docker.sock"
 CHUNK_SIZE = 1 << 20
 
 # Event actions that change nothing a list shows; following them would make the GUI
@@ -79,16 +79,28 @@ _CONTAINER_IN_CONFLICT = re.compile(r"(running |stopped )?container ([0-9a-f]{12
 class DockerEngineBackend:
     """The Backend protocol on a Docker Engine API endpoint (local socket, tcp, ssh, TLS)."""
 
-    def __init__(self, url: str | None = None, timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        timeout: float = 2.0,
+        context: str | None = None,
+        endpoint: Endpoint | None = None,
+    ) -> None:
         self._timeout = timeout
-        self._client_options: dict[str, Any] = {"base_url": url}
-        if url is None:
-            # DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, read as the docker CLI does;
-            # missing TLS files are reported here, as an InvalidArgument.
-            with translate_faults("DOCKER_HOST"):
-                self._client_options = docker.utils.kwargs_from_env()
-            self._client_options.setdefault("base_url", DEFAULT_URL)
-        self._location = str(self._client_options["base_url"])
+        # url, else the named Docker context, else what docker would use: DOCKER_HOST (with
+        # DOCKER_TLS_VERIFY and DOCKER_CERT_PATH), the current context, the local socket.
+        # Missing TLS files or an unknown context are reported here.
+        with translate_faults(url or context or "DOCKER_HOST"):
+            if endpoint is None and url is not None:
+                endpoint = Endpoint(url)
+            elif endpoint is None:
+                endpoint = resolve_context(context) if context else default_endpoint()
+            self._client_options: dict[str, Any] = endpoint.client_options()
+            self._ssh: SshDialer | None = None
+            if endpoint.url.startswith("ssh://"):
+                self._ssh = SshDialer(endpoint.url)
+                self._client_options["base_url"] = self._ssh.url
+        self._location = endpoint.url
         self._lock = threading.Lock()
         self._quick_client: docker.APIClient | None = None
         self._patient_client: docker.APIClient | None = None
@@ -553,6 +565,9 @@ class DockerEngineBackend:
                 if client is not None:
                     client.close()
             self._quick_client = self._patient_client = None
+            if self._ssh is not None:
+                self._ssh.close()
+                self._ssh = None
 
 
 def _engine_auth(domain: str) -> dict[str, str] | None:
