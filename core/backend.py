@@ -135,11 +135,14 @@ def default_store_path() -> Path:
     return Path(platformdirs.user_data_dir("layerdeck")) / "store"
 
 
-def open_engine(url: str | None = None, timeout: float = 2.0) -> Backend:
-    """The Docker engine at url (else DOCKER_HOST / the default socket), checked with a ping."""
+def open_engine(
+    url: str | None = None, timeout: float = 2.0, context: str | None = None
+) -> Backend:
+    """The Docker engine at url, else in Docker context `context`, else the one docker would
+    use (DOCKER_HOST, the current context, the default socket); checked with a ping."""
     from core.engine.backend import DockerEngineBackend
 
-    backend = DockerEngineBackend(url, timeout=timeout)
+    backend = DockerEngineBackend(url, timeout=timeout, context=context)
     backend.ping()
     return backend
 
@@ -153,10 +156,13 @@ def open_store(path: Path | None = None) -> Backend:
     return StoreBackend(path or default_store_path())
 
 
-def open_backend(engine: str | None = None, store: Path | None = None) -> Backend:
-    """The engine or store asked for; else an engine that answers; else the store."""
-    if engine is not None:
-        return open_engine(engine)
+def open_backend(
+    engine: str | None = None, store: Path | None = None, context: str | None = None
+) -> Backend:
+    """The engine (by URL or Docker context) or store asked for; else an engine that
+    answers; else the store."""
+    if engine is not None or context is not None:
+        return open_engine(engine, context=context)
     if store is not None:
         return open_store(store)
     try:

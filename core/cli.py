@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", metavar="URL", help="Docker engine API, e.g. unix:///x.sock")
     parser.add_argument("--store", metavar="PATH", help="use the built-in layer store at PATH")
     parser.add_argument(
+        "-c", "--context", metavar="NAME", help="the Docker context to use (`docker context ls`)"
+    )
+    parser.add_argument(
         "--format", dest="global_format", choices=("table", "json"), help="output format"
     )
     parser.add_argument("--debug", action="store_true", help="log what happens, with tracebacks")
@@ -230,7 +233,7 @@ def _verb_position(words: Sequence[str]) -> int | None:
     for index, word in enumerate(words):
         if skip_value:
             skip_value = False
-        elif word in ("--engine", "--store", "--format"):
+        elif word in ("--engine", "--store", "--format", "--context", "-c"):
             skip_value = True
         elif not word.startswith("-"):
             return index
@@ -363,7 +366,7 @@ def _open(args: argparse.Namespace) -> Backend:
     from core.backend import open_backend
 
     store = Path(args.store).expanduser() if args.store else None
-    return open_backend(engine=args.engine, store=store)
+    return open_backend(engine=args.engine, store=store, context=args.context)
 
 
 def _dispatch(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -436,7 +439,8 @@ def quick_images(args: argparse.Namespace, terminal: Terminal) -> int | None:
     """`images` from an engine's socket without the SDK; None when the back end must answer."""
     from core import cli_listing
 
-    if args.store:
+    if args.store or args.context:
+        # A context may need TLS or ssh, which only the back end speaks.
         return None
     url = args.engine or cli_listing.engine_url_from_environment()
     if url is None:
