@@ -7,7 +7,6 @@ and never blocks the window; opening a source (which talks to it) runs in the ba
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -18,6 +17,8 @@ from typing import Literal
 from PySide6.QtCore import QSettings
 
 from core.backend import Backend, default_store_path, open_engine, open_store
+from core.engine.contexts import DEFAULT_CONTEXT, current_context, list_contexts, resolve_context
+from core.errors import LayerdeckError
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +28,23 @@ SETTINGS_KEY = "source/current"
 
 @dataclass(frozen=True)
 class Source:
-    """One entry of the source switcher: an engine endpoint or a store directory."""
+    """One entry of the source switcher: an engine endpoint or a store directory.
+
+    An engine found in a Docker context keeps the context's name: opening it reads the
+    context again, so its TLS material (or a changed host) applies.
+    """
 
     kind: Literal["engine", "store"]
     label: str
     location: str
+    context: str | None = None
 
     @property
     def key(self) -> str:
-        """What QSettings remembers: `engine:unix:///var/run/docker.sock`, `store:/path`."""
+        """What QSettings remembers: `engine:unix:///var/run/docker.sock`, `store:/path`,
+        `context:NAME`."""
+        if self.context is not None:
+            return f"context:{self.context}"
         return f"{self.kind}:{self.location}"
 
     @classmethod
@@ -48,7 +57,19 @@ class Source:
             return cls("engine", engine_label(location), location)
         if kind == "store":
             return cls("store", f"Built-in store ({location})", location)
+        if kind == "context":
+            return context_source(location)
         return None
+
+
+def context_source(name: str, environ: Mapping[str, str] | None = None) -> Source | None:
+    """The switcher entry for Docker context name, or None when it cannot be read."""
+    try:
+        endpoint = resolve_context(name, environ)
+    except LayerdeckError as exc:
+        log.warning("Docker context %s is not usable: %s", name, exc)
+        return None
+    return Source("engine", engine_label(endpoint.url, f"Context {name}"), endpoint.url, name)
 
 
 def engine_label(url: str, name: str | None = None) -> str:
@@ -65,7 +86,9 @@ def discover_sources(
     """Engines found (DOCKER_HOST, current context, default socket, contexts, Podman), then
     the built-in store; each location once, the one docker would use first."""
     env = os.environ if environ is None else environ
-    home = Path.home() if home is None else home
+    lookup = dict(env)
+    if home is not None:
+        lookup["HOME"] = str(home)
     found: list[Source] = []
 
     def add(source: Source) -> None:
@@ -75,14 +98,18 @@ def discover_sources(
     docker_host = env.get("DOCKER_HOST")
     if docker_host:
         add(Source("engine", engine_label(docker_host, "DOCKER_HOST"), docker_host))
-    contexts = _docker_contexts(home / ".docker" / "contexts" / "meta")
-    current = env.get("DOCKER_CONTEXT") or _current_context(home / ".docker" / "config.json")
-    if current in contexts:
-        add(
-            Source(
-                "engine", engine_label(contexts[current], f"Context {current}"), contexts[current]
-            )
+    contexts = {
+        context.name: Source(
+            "engine",
+            engine_label(context.endpoint.url, f"Context {context.name}"),
+            context.endpoint.url,
+            context.name,
         )
+        for context in list_contexts(lookup)
+    }
+    current = current_context(lookup)
+    if current != DEFAULT_CONTEXT and current in contexts:
+        add(contexts[current])
     if default_socket.exists():
         add(
             Source(
@@ -91,8 +118,8 @@ def discover_sources(
                 f"unix://{default_socket}",
             )
         )
-    for name, url in sorted(contexts.items()):
-        add(Source("engine", engine_label(url, f"Context {name}"), url))
+    for _name, source in sorted(contexts.items()):
+        add(source)
     for socket in _podman_sockets(env):
         if socket.exists():
             add(Source("engine", engine_label(f"unix://{socket}", "Podman"), f"unix://{socket}"))
@@ -104,6 +131,8 @@ def discover_sources(
 def open_source(source: Source) -> Backend:
     """Open and check a source; raises BackendUnavailable with the reason. Blocks: run it
     through the TaskRunner."""
+    if source.kind == "engine" and source.context is not None:
+        return open_engine(context=source.context)
     if source.kind == "engine":
         return open_engine(source.location)
     return open_store(Path(source.location))
@@ -118,35 +147,6 @@ def remembered_source(settings: QSettings) -> Source | None:
 def remember_source(settings: QSettings, source: Source) -> None:
     """Remember the chosen source for the next start."""
     settings.setValue(SETTINGS_KEY, source.key)
-
-
-def _docker_contexts(meta_dir: Path) -> dict[str, str]:
-    """Context name -> docker endpoint host, from ~/.docker/contexts/meta/*/meta.json."""
-    contexts: dict[str, str] = {}
-    if not meta_dir.is_dir():
-        return contexts
-    for meta in sorted(meta_dir.glob("*/meta.json")):
-        try:
-            document = json.loads(meta.read_text(encoding="utf-8"))
-            name = document["Name"]
-            host = document["Endpoints"]["docker"]["Host"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            # One broken context file must not hide the others.
-            log.warning("skipping Docker context %s: %s", meta, exc)
-            continue
-        if isinstance(name, str) and isinstance(host, str) and host:
-            contexts[name] = host
-    return contexts
-
-
-def _current_context(config: Path) -> str | None:
-    """`currentContext` from ~/.docker/config.json, when it names one."""
-    try:
-        document = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    current = document.get("currentContext") if isinstance(document, dict) else None
-    return current if isinstance(current, str) and current else None
 
 
 def _podman_sockets(env: Mapping[str, str]) -> list[Path]:
