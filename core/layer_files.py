@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import posixpath
+import sys
 import tarfile
 import threading
 from collections.abc import Callable, Iterable
@@ -88,15 +89,28 @@ _NO_LAYER = -1
 
 
 class TarEntry(NamedTuple):
-    """One entry of a layer tar: a whiteout's path is the path it hides."""
+    """One entry of a layer tar: a whiteout names what it hides, an opaque marker its directory.
 
-    path: str
+    The directory and name are kept apart (and interned) rather than as one path: siblings
+    share their directory string and the tree's node shares the name, which roughly halves
+    what an image of a million files keeps.
+    """
+
+    directory: str
+    name: str
     kind: str
     size: int
     mode: int
     uid: int
     gid: int
     link: str
+
+    @property
+    def path(self) -> str:
+        """The path relative to the image root."""
+        if not self.directory:
+            return self.name
+        return f"{self.directory}/{self.name}" if self.name else self.directory
 
 
 class LayerSource:
@@ -242,11 +256,13 @@ class _Stack:
                     for child in list(directory.children.values()):
                         if child.removed_in == _NO_LAYER:
                             self._remove(child, index, stats)
+        # Entries come directory by directory: remember the last few parents looked up.
+        parents: dict[str, FileNode] = {}
         for count, entry in enumerate(entries):
             if count & 0x3FF == 0:
                 cancel.raise_if_cancelled()
             if entry.kind not in (WHITEOUT, OPAQUE):
-                self._write(entry, index, stats)
+                self._write(entry, index, stats, parents)
         return stats
 
     def _live(self, path: str) -> FileNode | None:
@@ -306,9 +322,17 @@ class _Stack:
         node.layer, node.mark = index, ADDED
         node.writes += 1
 
-    def _write(self, entry: TarEntry, index: int, stats: _LayerStats) -> None:
-        head, _, name = entry.path.rpartition("/")
-        parent = self._directory(head, index, stats)
+    def _write(
+        self, entry: TarEntry, index: int, stats: _LayerStats, parents: dict[str, FileNode]
+    ) -> None:
+        name = entry.name
+        parent = parents.get(entry.directory)
+        # A parent this layer has since removed or replaced by a file is looked up again.
+        if parent is None or parent.removed_in != _NO_LAYER or parent.children is None:
+            parent = self._directory(entry.directory, index, stats)
+            if len(parents) > 64:
+                parents.clear()
+            parents[entry.directory] = parent
         assert parent.children is not None
         node = parent.children.get(name)
         is_dir = entry.kind == DIRECTORY
@@ -497,14 +521,15 @@ def _entry_of(member: tarfile.TarInfo) -> TarEntry | None:
     if path is None:
         return None
     head, _, base = path.rpartition("/")
+    head = sys.intern(head)
     if base.startswith(WHITEOUT_PREFIX):
         if base == OPAQUE_MARKER:
-            return TarEntry(head, OPAQUE, 0, 0, 0, 0, "")
+            return TarEntry(head, "", OPAQUE, 0, 0, 0, 0, "")
         hidden = base[len(WHITEOUT_PREFIX) :]
         # `.wh..wh.plnk` and friends are aufs bookkeeping, not whiteouts of a user's file.
         if not hidden or hidden in (".", "..") or hidden.startswith(WHITEOUT_PREFIX):
             return None
-        return TarEntry(f"{head}/{hidden}" if head else hidden, WHITEOUT, 0, 0, 0, 0, "")
+        return TarEntry(head, sys.intern(hidden), WHITEOUT, 0, 0, 0, 0, "")
     kind = _KINDS.get(member.type, FILE)
     if kind == FILE:
         size = member.size
@@ -513,7 +538,26 @@ def _entry_of(member: tarfile.TarInfo) -> TarEntry | None:
     else:
         size = 0
     link = member.linkname if kind in (SYMLINK, HARDLINK) else ""
-    return TarEntry(path, kind, size, member.mode, member.uid, member.gid, link)
+    return TarEntry(
+        head,
+        sys.intern(base),
+        kind,
+        size,
+        _shared(member.mode),
+        _shared(member.uid),
+        _shared(member.gid),
+        link,
+    )
+
+
+# Modes and owners take few distinct values; one int object each instead of one per entry.
+_SHARED_INTS: dict[int, int] = {}
+
+
+def _shared(value: int) -> int:
+    if len(_SHARED_INTS) < 4096:
+        return _SHARED_INTS.setdefault(value, value)
+    return _SHARED_INTS.get(value, value)
 
 
 # -- where layers come from -------------------------------------------------------------------
