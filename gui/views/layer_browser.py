@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 # Expanding every directory of a large tree stalls the view; beyond this, one level only.
 _EXPAND_ALL_LIMIT = 3000
+# Analyses kept for reselection: an image ID names fixed content, so they never go stale.
+_RECENT_ANALYSES = 2
 # Narrower than this, the layers go above the tree: side by side, both would be cut short.
 _SIDE_BY_SIDE_WIDTH = 980
 
@@ -81,6 +83,7 @@ class LayerBrowser(QWidget):
         self._started_for: str | None = None
         self._generation = 0
         self._split_once = False
+        self._recent: list[tuple[Backend, str, ImageFiles]] = []
 
         self.summary = QLabel(self)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -228,6 +231,10 @@ class LayerBrowser(QWidget):
         self._started_for = image.id
         generation = self._generation
         image_id = image.id
+        for seen_backend, seen_id, files in self._recent:
+            if seen_backend is backend and seen_id == image_id:
+                self._on_analysed(generation, files)
+                return
         self.progress.setRange(0, 0)
         self.progress.setFormat("Reading layers…")
         self.progress.show()
@@ -259,6 +266,10 @@ class LayerBrowser(QWidget):
         if generation != self._generation:
             return
         self._files = files
+        if self._backend is not None and self._image is not None:
+            key = (self._backend, self._image.id)
+            self._recent = [r for r in self._recent if (r[0], r[1]) != key][-_RECENT_ANALYSES + 1 :]
+            self._recent.append((*key, files))
         self.progress.hide()
         self.layers_model.set_files(files)
         self._set_summary(

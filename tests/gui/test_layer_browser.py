@@ -239,6 +239,19 @@ def test_selecting_another_image_shows_that_images_files(qtbot: QtBot, window: M
     assert browser.files is files
 
 
+def test_reselecting_an_image_shows_its_files_without_reading_them_again(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    browser = open_files(qtbot, window, APP_IMAGE)
+    first = browser.files
+    with qtbot.waitSignal(browser.analysed, timeout=WAIT_MS):
+        select(qtbot, window, OTHER_IMAGE)
+    with qtbot.waitSignal(browser.analysed, timeout=WAIT_MS) as blocker:
+        select(qtbot, window, APP_IMAGE)
+    assert blocker.args[0] is first
+    assert browser._analysis is None
+
+
 def test_selection_change_cancels_the_running_analysis(qtbot: QtBot, window: MainWindow) -> None:
     window.detail.tabs.setCurrentIndex(TAB_FILES)
     browser = browser_of(window)
