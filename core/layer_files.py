@@ -581,9 +581,16 @@ def layer_sources(
 
 
 def _created_by(config: dict[str, Any], count: int) -> list[str]:
-    """The history step of each layer (config-only steps skipped), padded when history is short."""
+    """The history step of each layer (config-only steps skipped), padded when history is short.
+
+    An imported layer has no command; its comment (`Imported from -`) says where it came from.
+    """
     steps = [h for h in config.get("history") or [] if isinstance(h, dict)]
-    names = [str(h.get("created_by") or "") for h in steps if not h.get("empty_layer")]
+    names = [
+        str(h.get("created_by") or h.get("comment") or "")
+        for h in steps
+        if not h.get("empty_layer")
+    ]
     return (names + [""] * count)[:count]
 
 

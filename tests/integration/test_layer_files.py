@@ -197,6 +197,7 @@ def test_engine_total_is_the_image_size_docker_reports(
 
 def test_engine_layers_carry_their_dockerfile_steps(engine_files: ImageFiles) -> None:
     steps = [layer.created_by for layer in engine_files.layers]
+    assert steps[0] == "Imported from -"
     assert "rm -rf /data/dir" in steps[3]
     assert "mkdir /data/keep" in steps[4]
 
