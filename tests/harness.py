@@ -46,9 +46,11 @@ class HarnessError(RuntimeError):
     """A service the tests need could not be installed or started."""
 
 
-def ensure_packages() -> None:
-    """Install the Debian packages the services need when any is missing."""
-    missing = sorted({pkg for cmd, pkg in DEBIAN_PACKAGES.items() if shutil.which(cmd) is None})
+def ensure_packages(extra: dict[str, str] | None = None) -> None:
+    """Install the Debian packages the services need (and extra: command -> package) when
+    any is missing."""
+    wanted = {**DEBIAN_PACKAGES, **(extra or {})}
+    missing = sorted({pkg for cmd, pkg in wanted.items() if shutil.which(cmd) is None})
     if not _busybox_is_static():
         missing.append("busybox-static")
     if not missing:
@@ -143,6 +145,8 @@ class Services:
     registry: str = ""
     base_image: str = BASE_IMAGE
     rootfs_tar: Path = field(default_factory=Path)
+    # More dockerd options (another listener, TLS) for an engine a test starts on its own.
+    dockerd_args: list[str] = field(default_factory=list)
     _processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -188,6 +192,11 @@ class Services:
         self._start_registry()
         self._seed_base_image()
 
+    def start_engine(self) -> None:
+        """Start only dockerd (with dockerd_args): for a second engine beside the shared one."""
+        ensure_packages()
+        self._start_dockerd()
+
     def _spawn(self, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log_file = (self.root / log_name).open("wb")
         process = subprocess.Popen(
@@ -218,6 +227,7 @@ class Services:
                 "--iptables=false",
                 "--ip6tables=false",
                 "--storage-driver=overlay2",
+                *self.dockerd_args,
             ],
             "dockerd.log",
         )

@@ -42,8 +42,6 @@ class Endpoint:
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for the SDK's APIClient (base_url, tls); TLS files are checked."""
-        import docker.tls
-
         options: dict[str, Any] = {"base_url": self.url}
         if not self.tls:
             return options
@@ -53,7 +51,7 @@ class Endpoint:
         client_cert = None
         if self.client_cert is not None and self.client_key is not None:
             client_cert = (str(self.client_cert), str(self.client_key))
-        options["tls"] = docker.tls.TLSConfig(
+        options["tls"] = _endpoint_tls_config(
             client_cert=client_cert,
             ca_cert=str(self.ca_cert) if self.ca_cert is not None else None,
             verify=self.verify,
@@ -198,3 +196,42 @@ def _read_context(meta: Path, root: Path) -> DockerContext:
         context=name,
     )
     return DockerContext(name, str(description or ""), endpoint)
+
+
+def _endpoint_tls_config(
+    client_cert: tuple[str, str] | None, ca_cert: str | None, verify: bool
+) -> Any:
+    """The SDK's TLSConfig, made so the endpoint's CA wins over REQUESTS_CA_BUNDLE."""
+    import docker.tls
+    import requests
+    import requests.adapters
+
+    class PinnedVerifyAdapter(requests.adapters.HTTPAdapter):
+        """Checks the server against the endpoint's CA whatever the environment says.
+
+        requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own CA, so with
+        either set (common on managed machines) a context's ca.pem would be ignored and the
+        engine refused; docker itself always uses the context's CA.
+        """
+
+        def __init__(self, pinned: bool | str) -> None:
+            super().__init__()
+            self.pinned = pinned
+
+        def send(
+            self,
+            request: requests.PreparedRequest,
+            stream: bool = False,
+            timeout: Any = None,
+            verify: bool | str = True,
+            cert: Any = None,
+            proxies: Mapping[str, str] | None = None,
+        ) -> requests.Response:
+            return super().send(request, stream, timeout, self.pinned, cert, proxies)
+
+    class EndpointTLSConfig(docker.tls.TLSConfig):  # type: ignore[misc]
+        def configure_client(self, client: Any) -> None:
+            super().configure_client(client)
+            client.mount("https://", PinnedVerifyAdapter(client.verify))
+
+    return EndpointTLSConfig(client_cert=client_cert, ca_cert=ca_cert, verify=verify)
