@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import tarfile
 
 import pytest
 
-from core.errors import Cancelled, InvalidArgument
+from core.errors import Cancelled, InvalidArgument, NotFound
 from core.layer_files import (
     ADDED,
     MODIFIED,
@@ -15,6 +17,7 @@ from core.layer_files import (
     UNCHANGED,
     ImageFiles,
     LayerSource,
+    analyse_image,
     analyse_layers,
     read_tar_entries,
 )
@@ -232,3 +235,66 @@ def test_root_opaque_marker_and_aufs_metadata_do_not_break_the_analysis() -> Non
     layer = files.layers[1]
     assert (layer.added, layer.removed) == (1, 5)
     assert files.file_count == 1
+
+
+class ArchiveSaver:
+    """A back end whose save writes a prepared docker-archive (only save is used here)."""
+
+    def __init__(self, archive: bytes, failure: Exception | None = None) -> None:
+        self.archive = archive
+        self.failure = failure
+
+    def save(
+        self, refs: list[str], out: io.BufferedWriter, on_event: object, cancel: object
+    ) -> None:
+        """Write the archive, or fail half way when told to."""
+        if self.failure is not None:
+            out.write(self.archive[: len(self.archive) // 2])
+            raise self.failure
+        out.write(self.archive)
+
+
+def oci_archive(layers: list[Layer], repeat_first: bool = False) -> bytes:
+    """A docker 25-style archive: blobs/sha256/<hex>, config JSON, manifest.json last."""
+    members: list[tuple[str, bytes]] = []
+    names = []
+    for layer in layers:
+        blob = layer_tar(layer)
+        name = f"blobs/sha256/{hashlib.sha256(blob).hexdigest()}"
+        members.append((name, blob))
+        names.append(name)
+    if repeat_first:
+        names.append(names[0])
+    history = [{"created_by": f"RUN step {i}"} for i in range(len(names))]
+    config = json.dumps({"rootfs": {"diff_ids": []}, "history": history}).encode()
+    config_name = f"blobs/sha256/{hashlib.sha256(config).hexdigest()}"
+    members.append((config_name, config))
+    manifest = [{"Config": config_name, "RepoTags": ["x:1"], "Layers": names}]
+    members.append(("manifest.json", json.dumps(manifest).encode()))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def test_archive_layers_are_read_in_the_manifest_order_found_at_its_end() -> None:
+    saver = ArchiveSaver(oci_archive([BASE, [("etc/.wh.hosts", b"")], [("new", b"123")]]))
+    files = analyse_image(saver, "x:1", ignore_events, CancelToken())  # type: ignore[arg-type]
+    assert [layer.removed for layer in files.layers] == [0, 1, 0]
+    assert [layer.created_by for layer in files.layers] == [f"RUN step {i}" for i in range(3)]
+
+
+def test_archive_layer_named_twice_in_the_manifest_is_applied_twice() -> None:
+    saver = ArchiveSaver(oci_archive([BASE], repeat_first=True))
+    files = analyse_image(saver, "x:1", ignore_events, CancelToken())  # type: ignore[arg-type]
+    assert len(files.layers) == 2
+    assert files.layers[1].modified == 5
+
+
+def test_a_failed_save_is_reported_as_its_own_error() -> None:
+    saver = ArchiveSaver(oci_archive([BASE]), failure=NotFound("no such image: x:1"))
+    with pytest.raises(NotFound, match="no such image"):
+        analyse_image(saver, "x:1", ignore_events, CancelToken())  # type: ignore[arg-type]
