@@ -6,16 +6,16 @@
 #
 # BUNDLE_DIR is PyInstaller's dist/layerdeck; the AppDir and the squashfs image go to
 # WORK_DIR, the AppImage to OUT_DIR. PYTHON must name a Python that can import gui (it
-# renders the icons). LAYERDECK_APPIMAGE_RUNTIME may name a type-2 runtime file
-# (runtime-x86_64 from AppImage's type2-runtime project); LAYERDECK_SQUASHFS_COMPRESSION
-# picks mksquashfs's compressor (default zstd, which that runtime reads).
+# renders the icons). LAYERDECK_APPIMAGE_RUNTIME names the type-2 runtime file:
+# packaging/build.sh builds one from packaging/appimage/runtime.c and passes it here (any
+# other type-2 runtime works too). LAYERDECK_SQUASHFS_COMPRESSION picks mksquashfs's
+# compressor: default zstd, which our runtime's libsquashfuse reads (Debian builds it with
+# zlib, xz, lzo, lz4 and zstd), as does the AppImage project's own runtime.
 #
 # An AppImage is that runtime (a small static ELF that mounts the image appended to it
 # and starts AppRun) followed by the squashfs image of the AppDir. Neither Debian nor PyPI
-# ships the runtime: Debian has no appimagetool and no runtime package (only libappimage),
-# and the PyPI tools (appimage, python-appimage, pyproject-appimage) download it from
-# GitHub while they build. So without LAYERDECK_APPIMAGE_RUNTIME this stops after the
-# squashfs image and says so.
+# ships a runtime, which is why packaging/build.sh compiles its own; without
+# LAYERDECK_APPIMAGE_RUNTIME this stops after the squashfs image and says so.
 set -euo pipefail
 
 if [ "$#" -ne 3 ]; then
@@ -94,13 +94,9 @@ runtime="${LAYERDECK_APPIMAGE_RUNTIME:-}"
 if [ -z "$runtime" ]; then
     rm -f "$appimage"
     cat <<EOF
-AppImage: not assembled. The last step prepends a type-2 AppImage runtime (runtime-$arch
-from AppImage's type2-runtime project) to the squashfs image, and neither Debian nor PyPI
-ships that runtime: Debian has no appimagetool or runtime package, and PyPI's AppImage
-tools download it from GitHub while they build. With the runtime file at hand:
-    LAYERDECK_APPIMAGE_RUNTIME=/path/to/runtime-$arch bash packaging/build.sh
-or by hand:
-    cat runtime-$arch "$image" > "$appimage" && chmod +x "$appimage"
+AppImage: not assembled: no runtime given. packaging/build.sh builds one (from
+packaging/appimage/runtime.c) and passes it as LAYERDECK_APPIMAGE_RUNTIME; by hand:
+    LAYERDECK_APPIMAGE_RUNTIME=/path/to/runtime-$arch bash $0 BUNDLE_DIR WORK_DIR OUT_DIR
 Meanwhile the image runs as it is: squashfuse "$image" MOUNTPOINT && MOUNTPOINT/AppRun
 (or unsquashfs it and start squashfs-root/AppRun).
 EOF

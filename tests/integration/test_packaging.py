@@ -1,4 +1,4 @@
-"""The packaged app: packaging/build.sh's wheel, one-folder bundle and AppImage payload run.
+"""The packaged app: packaging/build.sh's wheel, one-folder bundle and AppImage run.
 
 The build runs once per test session (a minute or two); every test here uses its output.
 """
@@ -36,6 +36,7 @@ class Build:
     wheel: Path
     appdir: Path
     squashfs: Path
+    appimage: Path
 
     @property
     def executable(self) -> Path:
@@ -45,7 +46,7 @@ class Build:
 
 @pytest.fixture(scope="session")
 def build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Build]:
-    """Run packaging/build.sh once, without an AppImage runtime."""
+    """Run packaging/build.sh once, with the AppImage runtime it builds itself."""
     env = dict(os.environ)
     env.pop("LAYERDECK_APPIMAGE_RUNTIME", None)
     env.pop("LAYERDECK_SKIP_APPIMAGE", None)
@@ -72,6 +73,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Build]:
         wheel=wheels[0],
         appdir=appimage_work / "AppDir",
         squashfs=next(appimage_work.glob("layerdeck-*.squashfs")),
+        appimage=next(dist.glob("Layerdeck-*.AppImage")),
     )
 
 
@@ -203,9 +205,63 @@ def test_bundle_has_no_dangling_links(build: Build) -> None:
     assert dangling == []
 
 
-def test_build_says_the_appimage_needs_a_runtime_when_none_is_given(build: Build) -> None:
-    assert "AppImage: not assembled" in build.output
-    assert "LAYERDECK_APPIMAGE_RUNTIME" in build.output
+def test_build_links_the_appimage_runtime_statically(build: Build) -> None:
+    assert re.search(r"^runtime: .*runtime-\S+ \(\d+ bytes, static\)$", build.output, re.M)
+    assert f"AppImage: {build.appimage} " in build.output
+
+
+def test_appimage_is_an_elf_with_the_type2_magic(build: Build) -> None:
+    with build.appimage.open("rb") as appimage:
+        head = appimage.read(16)
+    assert head[:4] == b"\x7fELF"
+    assert head[8:11] == b"AI\x02"
+    assert os.access(build.appimage, os.X_OK)
+
+
+def test_appimage_offset_is_where_the_squashfs_image_starts(build: Build, tmp_path: Path) -> None:
+    result = _run([str(build.appimage), "--appimage-offset"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    offset = int(result.stdout)
+    with build.appimage.open("rb") as appimage:
+        appimage.seek(offset)
+        assert appimage.read(4) == b"hsqs"
+    assert build.appimage.stat().st_size == offset + build.squashfs.stat().st_size
+
+
+def test_appimage_extract_and_run_lists_an_empty_store_without_fuse(
+    build: Build, tmp_path: Path
+) -> None:
+    result = _run(
+        [str(build.appimage), "--store", str(tmp_path / "store"), "images"],
+        tmp_path,
+        APPIMAGE_EXTRACT_AND_RUN="1",
+        TMPDIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split() == IMAGES_HEADER
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("appimage_")] == []
+
+
+def test_appimage_extract_writes_squashfs_root_with_apprun(build: Build, tmp_path: Path) -> None:
+    result = _run([str(build.appimage), "--appimage-extract"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    apprun = tmp_path / "squashfs-root" / "AppRun"
+    assert apprun.is_file()
+    assert os.access(apprun, os.X_OK)
+    assert (tmp_path / "squashfs-root" / ".DirIcon").readlink() == Path("layerdeck.png")
+
+
+@pytest.mark.skipif(
+    not os.access("/dev/fuse", os.R_OK | os.W_OK), reason="/dev/fuse is not usable here"
+)
+def test_appimage_mounts_with_fuse_runs_and_leaves_no_mount(build: Build, tmp_path: Path) -> None:
+    result = _run([str(build.appimage), "--version"], tmp_path, TMPDIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    version = build.wheel.name.split("-")[1]
+    assert result.stdout.strip() == f"layerdeck {version}"
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(tmp_path) not in mounts
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".mount_")] == []
 
 
 def test_appimage_payload_runs_the_cli_through_apprun(build: Build, tmp_path: Path) -> None:
