@@ -442,6 +442,11 @@ def quick_images(args: argparse.Namespace, terminal: Terminal) -> int | None:
     if args.store or args.context:
         # A context may need TLS or ssh, which only the back end speaks.
         return None
+    if not args.engine and not os.environ.get("DOCKER_HOST"):
+        from core.engine.contexts import DEFAULT_CONTEXT, current_context
+
+        if current_context() != DEFAULT_CONTEXT:
+            return None
     url = args.engine or cli_listing.engine_url_from_environment()
     if url is None:
         return None
