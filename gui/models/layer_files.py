@@ -49,7 +49,7 @@ LAYER_COL_ADDED = 2
 LAYER_COL_MODIFIED = 3
 LAYER_COL_REMOVED = 4
 LAYER_COL_CREATED_BY = 5
-LAYER_HEADERS = ("Layer", "Size", "Added", "Changed", "Removed", "Created by")
+LAYER_HEADERS = ("Layer", "Size", "Added", "Modified", "Removed", "Created by")
 # The layer index of a row (None for the whole image): survives any proxy.
 LAYER_ROLE = int(Qt.ItemDataRole.UserRole) + 10
 

@@ -386,7 +386,7 @@ class LayerBrowser(QWidget):
             (LAYER_COL_INDEX, "Layer"),
             (LAYER_COL_SIZE, "999.9MB"),
             (LAYER_COL_ADDED, "Added"),
-            (LAYER_COL_MODIFIED, "Changed"),
+            (LAYER_COL_MODIFIED, "Modified"),
             (LAYER_COL_REMOVED, "Removed"),
         ):
             self.layers.setColumnWidth(column, metrics.horizontalAdvance(sample) + padding)

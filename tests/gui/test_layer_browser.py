@@ -6,7 +6,9 @@ when refreshing the one in the repository).
 
 from __future__ import annotations
 
+import io
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from core.layer_files import ADDED, MODIFIED, REMOVED, FileNode
-from core.models import ImageSummary
+from core.models import CancelToken, ImageSummary, ignore_events
+from core.store.backend import StoreBackend
 from gui.main_window import MainWindow
 from gui.models.layer_files import NODE_ROLE, mark_colour
 from gui.sources import Source, engine_label
@@ -281,6 +284,37 @@ def test_image_gone_before_the_analysis_shows_a_message(
     with qtbot.waitSignal(browser.failed, timeout=WAIT_MS):
         window.detail.tabs.setCurrentIndex(TAB_FILES)
     assert browser.summary.text().startswith("Could not read the image's files:")
+
+
+@pytest.fixture(scope="module")
+def app_store(services: Services, images: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A built-in store holding the app image, loaded from dockerd's save of it."""
+    archive = subprocess.run(
+        ["docker", "save", APP_IMAGE],
+        env=services.docker_env, capture_output=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    root = tmp_path_factory.mktemp("files-store") / "store"
+    StoreBackend(root).load(io.BytesIO(archive), ignore_events, CancelToken())
+    return root
+
+
+def test_store_files_tab_counts_the_same_as_the_engine(
+    qtbot: QtBot, runner: TaskRunner, tmp_path: Path, app_store: Path
+) -> None:
+    source = Source("store", "Built-in store", str(app_store))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    store_window = MainWindow(runner, settings, sources=[source])
+    qtbot.addWidget(store_window)
+    store_window.resize(1280, 800)
+    store_window.show()
+    with qtbot.waitSignal(store_window.imagesRefreshed, timeout=WAIT_MS):
+        store_window.open_source(source)
+    browser = open_files(qtbot, store_window, APP_IMAGE)
+    model = browser.layers_model
+    counts = [model.index(MIXED_LAYER + 1, column).data() for column in (2, 3, 4)]
+    assert counts == ["2", "1", "2"]
+    assert "Wasted 3MB" in browser.summary.text()
+    store_window.close()
 
 
 def test_mark_colours_follow_a_dark_palette(qapp: QApplication) -> None:
