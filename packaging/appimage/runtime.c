@@ -270,8 +270,12 @@ static void extract_regular(extraction *target, sqfs *fs, sqfs_inode *inode, con
                 die("out of memory");
             }
         }
+        char *copy = strdup(path);
+        if (copy == NULL) {
+            die("out of memory");
+        }
         target->links[target->link_count].inode = inode->base.inode_number;
-        target->links[target->link_count].path = strdup(path);
+        target->links[target->link_count].path = copy;
         target->link_count++;
     }
 }
@@ -414,9 +418,11 @@ static int run_apprun(const char *appdir, int argc, char **argv, struct fuse_ses
     }
     if (child == 0) {
         sigprocmask(SIG_SETMASK, &previous, NULL);
+        /* _exit, not exit: the parent's stdio buffers must not be flushed twice. */
         char **child_argv = calloc((size_t)argc + 2, sizeof *child_argv);
         if (child_argv == NULL) {
-            die("out of memory");
+            fputs("AppImage runtime: out of memory\n", stderr);
+            _exit(127);
         }
         child_argv[0] = apprun;
         for (int i = 0; i < argc; i++) {

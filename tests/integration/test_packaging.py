@@ -251,9 +251,12 @@ def test_appimage_extract_writes_squashfs_root_with_apprun(build: Build, tmp_pat
     assert (tmp_path / "squashfs-root" / ".DirIcon").readlink() == Path("layerdeck.png")
 
 
-@pytest.mark.skipif(
+needs_fuse = pytest.mark.skipif(
     not os.access("/dev/fuse", os.R_OK | os.W_OK), reason="/dev/fuse is not usable here"
 )
+
+
+@needs_fuse
 def test_appimage_mounts_with_fuse_runs_and_leaves_no_mount(build: Build, tmp_path: Path) -> None:
     result = _run([str(build.appimage), "--version"], tmp_path, TMPDIR=str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -262,6 +265,13 @@ def test_appimage_mounts_with_fuse_runs_and_leaves_no_mount(build: Build, tmp_pa
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(tmp_path) not in mounts
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".mount_")] == []
+
+
+@needs_fuse
+def test_appimage_exits_with_the_applications_exit_code(build: Build, tmp_path: Path) -> None:
+    result = _run([str(build.appimage), "no-such-command"], tmp_path, TMPDIR=str(tmp_path))
+    assert result.returncode == 2
+    assert "invalid choice: 'no-such-command'" in result.stderr
 
 
 def test_appimage_payload_runs_the_cli_through_apprun(build: Build, tmp_path: Path) -> None:
