@@ -30,8 +30,8 @@ _ACCEPT_POLL_SECONDS = 0.5
 CONNECT_TIMEOUT_SECONDS = 15
 
 
-def ssh_command(url: str) -> list[str]:
-    """The ssh command line that reaches the engine behind an ssh:// URL."""
+def ssh_command(url: str, options: tuple[str, ...] = ()) -> list[str]:
+    """The ssh command line (with extra -o options) that reaches the engine behind url."""
     parts = urlsplit(url)
     if parts.scheme != "ssh" or not parts.hostname:
         raise InvalidArgument(f"{url!r} is not an ssh://[user@]host[:port] engine address.")
@@ -48,6 +48,8 @@ def ssh_command(url: str) -> list[str]:
             "install openssh-client (apt-get install openssh-client)."
         )
     argv = [ssh, "-o", f"ConnectTimeout={CONNECT_TIMEOUT_SECONDS}"]
+    for option in options:
+        argv += ["-o", option]
     if parts.username:
         argv += ["-l", parts.username]
     if port is not None:
@@ -59,9 +61,21 @@ class SshDialer:
     """A private unix socket whose every connection is an ssh dial-stdio to a remote engine."""
 
     def __init__(self, url: str) -> None:
-        self._argv = ssh_command(url)
-        self._remote = url
         self._directory = Path(tempfile.mkdtemp(prefix="layerdeck-ssh-"))
+        # The SDK keeps a connection pool per API path, so a session opens several
+        # connections; one multiplexed ssh login spares each of them a handshake.
+        self._master = (
+            "ControlMaster=auto",
+            f"ControlPath={self._directory / 'master'}",
+            # Idle masters end by themselves, also when close() is never called.
+            "ControlPersist=30",
+        )
+        try:
+            self._argv = ssh_command(url, self._master)
+        except BaseException:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            raise
+        self._remote = url
         self._path = self._directory / "engine.sock"
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(str(self._path))
@@ -134,4 +148,13 @@ class SshDialer:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 process.kill()
+        if (self._directory / "master").exists():
+            # The shared login outlives the connections (ControlPersist): end it too.
+            exit_master = [*self._argv[: self._argv.index("--")], "-O", "exit", "--"]
+            subprocess.run(
+                [*exit_master, self._argv[self._argv.index("--") + 1]],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
         shutil.rmtree(self._directory, ignore_errors=True)
