@@ -26,7 +26,7 @@ from core.cli import Terminal, run_cli
 from core.engine.backend import DockerEngineBackend
 from core.engine.contexts import context_key, current_context, resolve_context
 from core.errors import BackendUnavailable, InvalidArgument, NotFound
-from gui.sources import discover_sources, open_source
+from gui.sources import Source, discover_sources, open_source
 
 TLS_IMAGE = "layerdeck-tls/base:latest"
 
@@ -219,6 +219,18 @@ def test_a_discovered_context_source_opens_and_lists_images(
         assert services.base_image in image_names(backend)
     finally:
         backend.close()
+
+
+def test_a_remembered_context_source_comes_back_with_its_name(
+    services: Services, docker_config: Path, tmp_path: Path
+) -> None:
+    docker_context_create(docker_config, "test-engine", f"host={services.engine_url}")
+    (source,) = [
+        found
+        for found in discover_sources(default_socket=tmp_path / "none")
+        if found.context == "test-engine"
+    ]
+    assert Source.from_key(source.key) == source
 
 
 def test_cli_context_option_lists_the_contexts_images(
