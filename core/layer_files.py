@@ -29,6 +29,7 @@ import posixpath
 import sys
 import tarfile
 import threading
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
@@ -371,6 +372,44 @@ class _Stack:
         stats.size += entry.size
 
 
+class _LayerColumns:
+    """One layer's entries kept column by column: about 50 bytes an entry instead of 150.
+
+    A tuple per entry costs its header, eight pointers and an int object for the size; here
+    directories and names are pointers to shared strings, kinds one character each, sizes,
+    modes and owners machine integers, and the few link targets a sparse map.
+    """
+
+    __slots__ = ("directories", "names", "kinds", "sizes", "modes", "uids", "gids", "links")
+
+    def __init__(self, entries: list[TarEntry]) -> None:
+        self.directories = [entry.directory for entry in entries]
+        self.names = [entry.name for entry in entries]
+        self.kinds = "".join(entry.kind for entry in entries)
+        self.sizes = array("q", (entry.size for entry in entries))
+        self.modes = array("q", (entry.mode for entry in entries))
+        self.uids = array("q", (entry.uid for entry in entries))
+        self.gids = array("q", (entry.gid for entry in entries))
+        self.links = {i: entry.link for i, entry in enumerate(entries) if entry.link}
+
+    def entries(self) -> list[TarEntry]:
+        """The entries again, in their tar order."""
+        links = self.links
+        return [
+            TarEntry(
+                self.directories[i],
+                self.names[i],
+                self.kinds[i],
+                self.sizes[i],
+                self.modes[i],
+                self.uids[i],
+                self.gids[i],
+                links.get(i, ""),
+            )
+            for i in range(len(self.names))
+        ]
+
+
 class ImageFiles:
     """The analysis of an image: per-layer changes and the merged tree of the whole image."""
 
@@ -378,7 +417,7 @@ class ImageFiles:
         self,
         layers: tuple[LayerFiles, ...],
         root: FileNode,
-        layer_entries: tuple[tuple[TarEntry, ...], ...],
+        layer_entries: tuple[_LayerColumns, ...],
     ) -> None:
         self.layers = layers
         self.root = root
@@ -404,7 +443,7 @@ class ImageFiles:
         cancel = cancel or CancelToken()
         stack = _Stack()
         for index in range(layer + 1):
-            stack.apply(index, list(self._layer_entries[index]), cancel)
+            stack.apply(index, self._layer_entries[index].entries(), cancel)
         _finish(stack.root, layer)
         return stack.root
 
@@ -460,12 +499,13 @@ def analyse_layers(
     sources = list(layers)
     stack = _Stack()
     results: list[LayerFiles] = []
-    kept: list[tuple[TarEntry, ...]] = []
+    kept: list[_LayerColumns] = []
     for index, source in enumerate(sources):
         cancel.raise_if_cancelled()
-        entries = tuple(source.entries())
-        stats = stack.apply(index, list(entries), cancel)
-        kept.append(entries)
+        entries = list(source.entries())
+        stats = stack.apply(index, entries, cancel)
+        kept.append(_LayerColumns(entries))
+        del entries
         results.append(
             LayerFiles(
                 index=index,
@@ -754,8 +794,13 @@ class _Archive:
 
 
 def _kept(entries: list[TarEntry]) -> Callable[[], list[TarEntry]]:
-    """A source reader for entries already read from the archive."""
-    return lambda: entries
+    """A source reader for entries already read from the archive, which gives them up once.
+
+    Letting go of the list once the analysis has packed it keeps the peak lower; a layer the
+    manifest names twice gets a reader of its own for each time.
+    """
+    holder = [entries]
+    return lambda: holder.pop() if holder else []
 
 
 def _read_archive(stream: IO[bytes], on_event: EventSink, cancel: CancelToken) -> _Archive:
