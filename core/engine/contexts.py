@@ -232,6 +232,9 @@ def _endpoint_tls_config(
     class EndpointTLSConfig(docker.tls.TLSConfig):  # type: ignore[misc]
         def configure_client(self, client: Any) -> None:
             super().configure_client(client)
-            client.mount("https://", PinnedVerifyAdapter(client.verify))
+            # Without a CA of its own (verify is True) the system's CAs apply, and
+            # REQUESTS_CA_BUNDLE is a fair way to name them: only a CA file or "off" is pinned.
+            if client.verify is not True:
+                client.mount("https://", PinnedVerifyAdapter(client.verify))
 
     return EndpointTLSConfig(client_cert=client_cert, ca_cert=ca_cert, verify=verify)
