@@ -69,6 +69,11 @@ __attribute__((section(".sig_key"), used)) static char signature_key[8192] = {0}
 /* The signals the runtime passes on to AppRun while it waits for it. */
 static const int forwarded_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
+/* A half-extracted temporary tree that a failure must not leave behind, when there is one. */
+static const char *abandoned_tree = NULL;
+
+static void remove_tree(const char *path);
+
 static void die(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 static void die(const char *format, ...) {
@@ -78,6 +83,9 @@ static void die(const char *format, ...) {
     vfprintf(stderr, format, args);
     fputc('\n', stderr);
     va_end(args);
+    if (abandoned_tree != NULL) {
+        remove_tree(abandoned_tree);
+    }
     exit(1);
 }
 
@@ -513,7 +521,9 @@ static void extract_and_run(const char *appimage, off_t offset, int argc, char *
     if (root_fd < 0) {
         die("cannot open %s: %s", appdir, strerror(errno));
     }
+    abandoned_tree = appdir;
     extract_image(appimage, offset, root_fd, appdir, NULL);
+    abandoned_tree = NULL;
     close(root_fd);
     export_variable("APPDIR", appdir);
     int status = run_apprun(appdir, argc, argv, NULL);
