@@ -24,7 +24,9 @@ def listing(
     """The rows of `docker images` from /images/json and /containers/json?all=1, newest first."""
     users = Counter(str(c.get("ImageID", "")) for c in containers)
     rows = [row for image in images for row in image_rows(image, users[image["Id"]])]
-    rows.sort(key=lambda r: (-r.created.timestamp(), r.repository or "", r.tag or ""))
+    # The ID breaks ties (dangling images built in the same second), so two listings of the
+    # same engine come out in the same order.
+    rows.sort(key=lambda r: (-r.created.timestamp(), r.repository or "", r.tag or "", r.id))
     return rows
 
 

@@ -63,8 +63,10 @@ def test_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["images", "--bogus"]) == 2
 
 
-def test_login_is_not_a_verb(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["login"]) == 2
+def test_login_without_a_terminal_asks_for_the_credentials_it_needs() -> None:
+    status, _, err = run("login", "127.0.0.1:1")
+    assert status == 1
+    assert "--username" in err and "--password-stdin" in err
 
 
 def test_version_prints_the_name() -> None:
