@@ -355,7 +355,9 @@ def _open_window(args: argparse.Namespace, terminal: Terminal) -> int:
         )
         return EXIT_FAILED
     window_args = []
-    if args.engine:
+    if args.context:
+        window_args += ["--context", args.context]
+    elif args.engine:
         window_args += ["--engine", args.engine]
     elif args.store:
         window_args += ["--store", args.store]

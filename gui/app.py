@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="layerdeck", description="Layerdeck desktop app")
     parser.add_argument("--engine", help="Docker engine URL to open (e.g. unix:///run/docker.sock)")
     parser.add_argument("--store", type=Path, help="built-in store directory to open")
+    parser.add_argument("--context", help="Docker context to open (as `docker --context`)")
     args = parser.parse_args(list(argv) if argv is not None else sys.argv[1:])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -97,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from gui.icons import app_icon
     from gui.main_window import MainWindow
-    from gui.sources import Source, engine_label
+    from gui.sources import Source, context_source, engine_label
     from gui.workers import TaskRunner
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -112,7 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = TaskRunner()
     window = MainWindow(runner, QSettings())
     window.show()
-    if args.engine:
+    context = context_source(args.context) if args.context else None
+    if args.context and context is None:
+        sys.stderr.write(f"Error: no Docker context named {args.context!r}\n")
+        return 2
+    if context is not None:
+        window.open_source(context)
+    elif args.engine:
         window.open_source(Source("engine", engine_label(args.engine), args.engine))
     elif args.store:
         location = str(args.store.expanduser())

@@ -8,7 +8,9 @@ import datetime
 import io
 import ipaddress
 import json
+import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -241,6 +243,31 @@ def test_cli_context_option_lists_the_contexts_images(
     status = run_cli(["--context", "test-engine", "images"], Terminal(out, err))
     assert status == 0, err.getvalue()
     assert services.base_image.split(":")[0] in out.getvalue()
+
+
+def test_the_window_opens_on_the_context_given_on_the_command_line(
+    services: Services, docker_config: Path, tmp_path: Path
+) -> None:
+    docker_context_create(docker_config, "test-engine", f"host={services.engine_url}")
+    env = dict(
+        os.environ,
+        DOCKER_CONFIG=str(docker_config),
+        QT_QPA_PLATFORM="offscreen",
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        LAYERDECK_STORE=str(tmp_path / "empty-store"),
+        LAYERDECK_EXIT_AFTER_SHOW="1",
+    )
+    env.pop("DOCKER_HOST", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", "--context", "test-engine"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    listed = int(result.stdout.split("listed ")[1].split()[0])
+    assert listed > 0  # the test dockerd holds the base image; an empty store would list 0
 
 
 def test_cli_context_option_names_an_unknown_context(docker_config: Path) -> None:
