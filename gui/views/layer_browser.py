@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QItemSelection, QModelIndex, Qt, Signal
+from PySide6.QtCore import QItemSelection, Qt, Signal
 from PySide6.QtGui import QPalette, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -49,7 +49,6 @@ from gui.models.layer_files import (
     LAYER_COL_REMOVED,
     LAYER_COL_SIZE,
     LAYER_ROLE,
-    FileFilterModel,
     FileTreeModel,
     LayersModel,
 )
@@ -122,10 +121,8 @@ class LayerBrowser(QWidget):
             "The whole image: what later layers overwrote or removed."
         )
         self.tree_model = FileTreeModel(self)
-        self.filter_model = FileFilterModel(self)
-        self.filter_model.setSourceModel(self.tree_model)
         self.tree = QTreeView(self)
-        self.tree.setModel(self.filter_model)
+        self.tree.setModel(self.tree_model)
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
         self.tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -330,47 +327,32 @@ class LayerBrowser(QWidget):
         if generation != self._generation:
             return
         self.tree_model.set_tree(root, whole_image)
-        self._expand()
-        self._update_hint()
+        self._apply_filter()
         self.treeShown.emit(root)
 
-    def _on_filter(self, text: str) -> None:
-        self.filter_model.set_text(text)
-        self._expand()
-        self._update_hint()
+    def _on_filter(self, _text: str) -> None:
+        self._apply_filter()
 
-    def _on_only_changes(self, checked: bool) -> None:
-        self.filter_model.set_only_changes(checked)
-        self._expand()
-        self._update_hint()
+    def _on_only_changes(self, _checked: bool) -> None:
+        self._apply_filter()
 
-    def _expand(self) -> None:
-        root = self.tree_model.root
-        if root is None:
+    def _apply_filter(self) -> None:
+        """Filter the tree, expand it all when few rows are left, and say when none is."""
+        model = self.tree_model
+        if model.root is None:
             return
-        if self.filter_model.active and self._visible_rows() <= _EXPAND_ALL_LIMIT:
+        shown = model.set_filter(
+            self.filter_box.text(), self.only_changes.isChecked(), _EXPAND_ALL_LIMIT
+        )
+        if model.filtering and shown <= _EXPAND_ALL_LIMIT:
             self.tree.expandAll()
         else:
-            self.tree.collapseAll()
             self.tree.expandToDepth(0)
-
-    def _visible_rows(self) -> int:
-        """Rows the filter keeps, counted up to the expand limit."""
-        count = 0
-        pending = [QModelIndex()]
-        while pending and count <= _EXPAND_ALL_LIMIT:
-            parent = pending.pop()
-            rows = self.filter_model.rowCount(parent)
-            count += rows
-            pending.extend(self.filter_model.index(row, 0, parent) for row in range(rows))
-        return count
-
-    def _update_hint(self) -> None:
-        if self.tree_model.root is not None and self.filter_model.rowCount() == 0:
-            if self.filter_model.active:
-                self.tree_hint.setText("No file matches the filter.")
-            else:
-                self.tree_hint.setText("This layer holds no files.")
+        if shown == 0:
+            empty = (
+                "No file matches the filter." if model.filtering else "This layer holds no files."
+            )
+            self.tree_hint.setText(empty)
             self.tree_hint.show()
         else:
             self.tree_hint.hide()

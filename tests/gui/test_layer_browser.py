@@ -131,7 +131,7 @@ def visible_nodes(browser: LayerBrowser) -> dict[str, FileNode]:
     """Every node the tree shows after the filter, by path."""
     found: dict[str, FileNode] = {}
     pending = [QModelIndex()]
-    model = browser.filter_model
+    model = browser.tree_model
     while pending:
         parent = pending.pop()
         for row in range(model.rowCount(parent)):
@@ -212,7 +212,7 @@ def test_filter_keeps_matching_files_and_their_directories(
 def test_filter_with_no_match_says_so(qtbot: QtBot, window: MainWindow) -> None:
     browser = open_files(qtbot, window, APP_IMAGE)
     qtbot.keyClicks(browser.filter_box, "no-such-file-anywhere")
-    assert browser.filter_model.rowCount() == 0
+    assert browser.tree_model.rowCount() == 0
     assert browser.tree_hint.isVisibleTo(browser)
     assert "No file matches" in browser.tree_hint.text()
 
