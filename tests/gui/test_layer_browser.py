@@ -9,8 +9,10 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -21,11 +23,27 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from core.engine.backend import DockerEngineBackend
-from core.layer_files import ADDED, MODIFIED, REMOVED, FileNode
+from core.layer_files import (
+    ADDED,
+    MODIFIED,
+    REMOVED,
+    FileNode,
+    ImageFiles,
+    LayerSource,
+    TarEntry,
+    analyse_layers,
+    read_tar_entries,
+)
 from core.models import CancelToken, ImageSummary, ignore_events
 from core.store.backend import StoreBackend
 from gui.main_window import MainWindow
-from gui.models.layer_files import NODE_ROLE, mark_colour
+from gui.models.layer_files import (
+    LAYER_ROLE,
+    NODE_ROLE,
+    FileTreeModel,
+    LayersModel,
+    mark_colour,
+)
 from gui.sources import Source, engine_label
 from gui.views.detail_pane import TAB_FILES, TAB_INSPECT
 from gui.views.layer_browser import LayerBrowser
@@ -386,3 +404,86 @@ def test_screenshot_of_the_files_tab_in_a_dark_palette(
         assert window.grab().save(str(folder / "layer-browser-dark.png"))
     finally:
         QApplication.setPalette(original)
+
+
+# The models alone, without widgets, on hand-made layers.
+
+
+def small_image() -> ImageFiles:
+    """Two layers: a few files, then a change, an addition and a removal."""
+
+    def tar_of(files: dict[str, bytes | None]) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, content in files.items():
+                info = tarfile.TarInfo(name)
+                if content is None:
+                    info.type = tarfile.DIRTYPE
+                    tar.addfile(info)
+                else:
+                    info.size = len(content)
+                    tar.addfile(info, io.BytesIO(content))
+        return buffer.getvalue()
+
+    layers = [
+        tar_of({"etc": None, "etc/hosts": b"h", "etc/passwd": b"root", "usr/lib/x.so": b"x" * 9}),
+        tar_of({"etc": None, "etc/passwd": b"root+app", "etc/.wh.hosts": b"", "srv/app": b"a"}),
+    ]
+    sources = [
+        LayerSource("sha256:" + "0" * 64, f"step {i}", partial(read_layer, blob))
+        for i, blob in enumerate(layers)
+    ]
+    return analyse_layers(sources, ignore_events, CancelToken())
+
+
+def read_layer(blob: bytes) -> list[TarEntry]:
+    """The entries of an in-memory layer tar."""
+    return read_tar_entries(io.BytesIO(blob), CancelToken(), "test layer")
+
+
+def shown_paths(model: FileTreeModel) -> set[str]:
+    """Every path the model shows, expanding everything."""
+    paths: set[str] = set()
+    pending = [QModelIndex()]
+    while pending:
+        parent = pending.pop()
+        for row in range(model.rowCount(parent)):
+            index = model.index(row, 0, parent)
+            paths.add(index.data(NODE_ROLE).path)
+            pending.append(index)
+    return paths
+
+
+def test_tree_model_filter_keeps_matches_and_their_directories(qapp: QApplication) -> None:
+    model = FileTreeModel()
+    model.set_tree(small_image().root, True)
+    assert model.set_filter("x.so", False, 100) == 3
+    assert shown_paths(model) == {"/usr", "/usr/lib", "/usr/lib/x.so"}
+
+
+def test_tree_model_only_changes_of_a_layer_hides_untouched_files(qapp: QApplication) -> None:
+    model = FileTreeModel()
+    model.set_tree(small_image().tree_at(1), False)
+    model.set_filter("", True, 100)
+    assert shown_paths(model) == {"/etc", "/etc/passwd", "/etc/hosts", "/srv", "/srv/app"}
+    assert model.hasChildren(QModelIndex())
+
+
+def test_tree_model_hides_the_mark_of_a_directory_rewritten_for_its_children(
+    qapp: QApplication,
+) -> None:
+    model = FileTreeModel()
+    tree = small_image().tree_at(1)
+    model.set_tree(tree, False)
+    etc = tree.find("/etc")
+    assert etc is not None and etc.mark == MODIFIED
+    assert model.shown_mark(etc) == ""
+
+
+def test_layers_model_puts_the_whole_image_first_with_summed_counts(qapp: QApplication) -> None:
+    model = LayersModel()
+    model.set_files(small_image())
+    assert model.rowCount() == 3
+    assert model.index(0, 0).data(LAYER_ROLE) is None
+    assert [model.index(0, column).data() for column in (2, 3, 4)] == ["4", "1", "1"]
+    assert [model.index(2, column).data() for column in (2, 3, 4)] == ["1", "1", "1"]
