@@ -40,6 +40,7 @@ from core.store.layout import (
     MEDIA_TYPE_OCI_MANIFEST,
     Descriptor,
     Layout,
+    oci_image_manifest,
 )
 
 log = logging.getLogger(__name__)
@@ -316,18 +317,12 @@ def _store_image(layout: Layout, archive: _Archive, image: _ImageEntry) -> Descr
             {"mediaType": media_type, "size": member.size, "digest": member.digest}
         )
     config_member = next(m for m in archive.members.values() if m.digest == image.config_digest)
-    # OCI media types, as docker 25+ writes them too: tools reading an OCI layout (skopeo's
-    # oci: transport among them) skip index entries of Docker's manifest type.
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": MEDIA_TYPE_OCI_MANIFEST,
-        "config": {
-            "mediaType": MEDIA_TYPE_OCI_CONFIG,
-            "size": config_member.size,
-            "digest": image.config_digest,
-        },
-        "layers": layer_descriptors,
+    config_descriptor = {
+        "mediaType": MEDIA_TYPE_OCI_CONFIG,
+        "size": config_member.size,
+        "digest": image.config_digest,
     }
+    manifest = oci_image_manifest(config_descriptor, layer_descriptors)
     return layout.put_json(manifest, MEDIA_TYPE_OCI_MANIFEST)
 
 

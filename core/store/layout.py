@@ -30,7 +30,7 @@ import shutil
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +52,23 @@ MEDIA_TYPE_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+j
 MEDIA_TYPE_DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 MEDIA_TYPE_DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 MEDIA_TYPE_DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+MEDIA_TYPE_DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar"
+MEDIA_TYPE_DOCKER_FOREIGN_LAYER_GZIP = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+MEDIA_TYPE_OCI_NONDISTRIBUTABLE_LAYER = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+MEDIA_TYPE_OCI_NONDISTRIBUTABLE_LAYER_GZIP = (
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+)
 INDEX_MEDIA_TYPES = frozenset({MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST})
 MANIFEST_MEDIA_TYPES = frozenset({MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST})
+# The OCI name of each Docker media type an image manifest's config or layers can carry.
+# zstd has no Docker type: Docker manifests with zstd layers already use the OCI one.
+OCI_MEDIA_TYPE_OF_DOCKER = {
+    MEDIA_TYPE_DOCKER_CONFIG: MEDIA_TYPE_OCI_CONFIG,
+    MEDIA_TYPE_DOCKER_LAYER: MEDIA_TYPE_OCI_LAYER,
+    MEDIA_TYPE_DOCKER_LAYER_GZIP: MEDIA_TYPE_OCI_LAYER_GZIP,
+    MEDIA_TYPE_DOCKER_FOREIGN_LAYER: MEDIA_TYPE_OCI_NONDISTRIBUTABLE_LAYER,
+    MEDIA_TYPE_DOCKER_FOREIGN_LAYER_GZIP: MEDIA_TYPE_OCI_NONDISTRIBUTABLE_LAYER_GZIP,
+}
 
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_DANGLING = "io.layerdeck.dangling"
@@ -512,7 +527,7 @@ class Layout:
 
     def put_json(self, document: Mapping[str, Any], media_type: str) -> Descriptor:
         """Store a JSON document as a blob, serialised compactly, and return its descriptor."""
-        return self.put_blob(json.dumps(document, separators=(",", ":")).encode(), media_type)
+        return self.put_blob(encode_json(document), media_type)
 
     # index.json
 
@@ -877,6 +892,37 @@ class Layout:
                 )
             )
         return found
+
+
+def encode_json(document: Mapping[str, Any]) -> bytes:
+    """A JSON document as the store writes its blobs: compact, keys in the given order."""
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def oci_image_manifest(
+    config: Mapping[str, Any], layers: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """An OCI image manifest of these descriptors, Docker media types turned into OCI ones.
+
+    The store keeps every image it makes from outside (load, and pulls of Docker schema 2
+    manifests) as an OCI manifest: tools reading an OCI layout (skopeo 1.9's oci: transport
+    among them) skip index entries of Docker's manifest type. Digests, sizes and any other
+    descriptor fields (urls, annotations) stay, so the image ID and the blobs do not change.
+    """
+    return {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_OCI_MANIFEST,
+        "config": _with_oci_media_type(config),
+        "layers": [_with_oci_media_type(layer) for layer in layers],
+    }
+
+
+def _with_oci_media_type(descriptor: Mapping[str, Any]) -> dict[str, Any]:
+    """The descriptor with its media type's OCI name (a type with none stays as it is)."""
+    media_type = descriptor.get("mediaType")
+    if not isinstance(media_type, str) or media_type not in OCI_MEDIA_TYPE_OF_DOCKER:
+        return dict(descriptor)
+    return {**descriptor, "mediaType": OCI_MEDIA_TYPE_OF_DOCKER[media_type]}
 
 
 def _content_key(raw: bytes) -> str:
