@@ -9,10 +9,18 @@ worker as soon as it is complete (its diff ID checked on the way), so downloadin
 extracting overlap. Only when every blob is verified and every layer extracted are the
 manifest and the tag written, under the layout lock: a failed or cancelled pull tags
 nothing.
+
+Like load, a pull stores OCI manifests: a Docker schema 2 manifest is rewritten as an OCI
+one with the same config and layer blobs (so the image ID stays), which tools reading the
+layout (skopeo's oci: transport) find; OCI manifests are stored as served. The registry's
+manifest digest stays on the index entry as the repo digest, all that inspect and rmi use of
+the served manifest. Its bytes are not stored: nothing would read them, and with no index
+entry reaching them gc would remove them anyway. A push sends the stored OCI manifest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import platform as host_platform
 import threading
@@ -26,7 +34,14 @@ from core.errors import Cancelled, InvalidArgument, NotFound, RegistryError
 from core.models import CancelToken, EventSink, LayerProgress, Notice
 from core.reference import Reference
 from core.store.layers import extract_layer, layer_path
-from core.store.layout import ANNOTATION_REPO_DIGEST, Descriptor, Layout
+from core.store.layout import (
+    ANNOTATION_REPO_DIGEST,
+    MEDIA_TYPE_OCI_MANIFEST,
+    Descriptor,
+    Layout,
+    encode_json,
+    oci_image_manifest,
+)
 from core.store.registry import (
     DOCKER_MANIFEST,
     OCI_MANIFEST,
@@ -265,6 +280,7 @@ def pull_image(
         if manifest.is_index:
             raise RegistryError(f"the manifest list of {shown} points at another list")
     document = _check_manifest(manifest, shown)
+    stored = stored_manifest(manifest, document)
     config_descriptor: dict[str, Any] = document["config"]
     layer_descriptors: list[dict[str, Any]] = document["layers"]
 
@@ -291,15 +307,15 @@ def pull_image(
     _fetch_layers(client, layout, repository, layer_descriptors, diff_ids, stop, progress, extract)
 
     descriptor = Descriptor(
-        manifest.media_type,
-        manifest.digest,
-        len(manifest.content),
+        stored.media_type,
+        stored.digest,
+        len(stored.content),
         {ANNOTATION_REPO_DIGEST: top.digest},
         config_platform,
     )
     layers = list(zip(layer_descriptors, diff_ids, strict=True))
     up_to_date = _commit(
-        client, layout, repository, reference, manifest, descriptor, layers, stop, extract
+        client, layout, repository, reference, manifest, stored, descriptor, layers, stop, extract
     )
     progress.notice(f"Digest: {top.digest}")
     if up_to_date:
@@ -327,6 +343,19 @@ def _check_manifest(manifest: Manifest, shown: str) -> dict[str, Any]:
         if not isinstance(size, int) or size < 0:
             raise RegistryError(f"the manifest of {shown} gives blob {digest} no valid size")
     return document
+
+
+def stored_manifest(manifest: Manifest, document: Mapping[str, Any]) -> Manifest:
+    """The manifest as the store keeps it: an OCI one as served, a Docker one rewritten as OCI.
+
+    document is manifest's parsed (and checked) content. The rewrite is deterministic, so
+    pulling the same image again finds the same manifest digest (and says it is up to date).
+    """
+    if manifest.media_type == MEDIA_TYPE_OCI_MANIFEST:
+        return manifest
+    content = encode_json(oci_image_manifest(document["config"], document["layers"]))
+    digest = "sha256:" + hashlib.sha256(content).hexdigest()
+    return Manifest(content, MEDIA_TYPE_OCI_MANIFEST, digest)
 
 
 def _diff_ids(config: Mapping[str, Any], layer_count: int, shown: str) -> list[str]:
@@ -417,12 +446,16 @@ def _commit(
     repository: str,
     reference: Reference,
     manifest: Manifest,
+    stored: Manifest,
     descriptor: Descriptor,
     layers: list[tuple[dict[str, Any], str]],
     stop: StopFlag,
     extract: bool,
 ) -> bool:
     """Store the manifest and tag it under the lock; True when the tag already pointed there.
+
+    manifest is the one the registry served (its descriptors fetch missing blobs again),
+    stored the one written into the layout.
 
     Until the tag exists nothing references the new blobs and layer directories, so a
     concurrent rmi or gc may have removed some. Whatever is missing is fetched or extracted
@@ -451,7 +484,7 @@ def _commit(
             fetch_blob(client, layout, repository, _descriptor_in(manifest, digest), stop)
         for layer, diff_id in missing_layers:
             _extract(layout, layer, diff_id, stop)
-        layout.put_blob(manifest.content, manifest.media_type)
+        layout.put_blob(stored.content, stored.media_type)
         return _set_reference(layout, reference, descriptor)
 
 

@@ -77,7 +77,6 @@ def test_pull_tags_the_full_reference_and_records_the_repo_digest(
     references = Layout.open(store_path).references()
     entry = references[str(parse_reference(services.registry_base))]
     served = RegistryClient(services.registry).get_manifest("layerdeck/base", "latest")
-    assert entry.digest == served.digest
     assert entry.annotations[ANNOTATION_REPO_DIGEST] == served.digest
 
 
@@ -248,7 +247,8 @@ def test_pull_by_digest_keeps_the_image_untagged(services: Services, store_path:
     layout = Layout.open(store_path)
     assert image_id == image.image_id
     assert layout.references() == {}
-    assert [e.digest for e in layout.manifests()] == [digest]
+    (entry,) = layout.manifests()
+    assert entry.annotations[ANNOTATION_REPO_DIGEST] == digest
 
 
 def test_search_catalog_finds_pushed_repositories(services: Services) -> None:
