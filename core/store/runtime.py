@@ -51,6 +51,7 @@ from core.errors import (
 )
 from core.models import CancelToken, ContainerSpec, ContainerSummary, EventSink, LogLine
 from core.store.diff import LayerDiff, diff_layer, write_layer
+from core.units import human_duration
 
 log = logging.getLogger(__name__)
 
@@ -1082,38 +1083,11 @@ def _status(record: ContainerRecord, running: bool) -> str:
     """docker ps's STATUS column: Created, Up 5 seconds, Exited (0) 2 minutes ago."""
     now = datetime.now(UTC)
     if running:
-        return f"Up {_human_duration(now - _parse_time(record.started or record.created))}"
+        up = now - _parse_time(record.started or record.created)
+        return f"Up {human_duration(up.total_seconds())}"
     if record.status == "running":
         return "Dead"  # its runner was killed before it could record the exit
     if record.status == "created" or record.finished is None:
         return "Created"
-    since = _human_duration(now - _parse_time(record.finished))
+    since = human_duration((now - _parse_time(record.finished)).total_seconds())
     return f"Exited ({record.exit_code if record.exit_code is not None else -1}) {since} ago"
-
-
-def _human_duration(delta: Any) -> str:
-    """docker's units.HumanDuration."""
-    seconds = int(delta.total_seconds())
-    if seconds < 1:
-        return "Less than a second"
-    if seconds == 1:
-        return "1 second"
-    if seconds < 60:
-        return f"{seconds} seconds"
-    minutes = seconds // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(seconds / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
