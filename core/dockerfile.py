@@ -23,8 +23,8 @@ from typing import Any
 
 import dockerfile as buildkit
 
-from core.errors import BuildFailed, InvalidArgument, InvalidReference
-from core.models import DockerfileProblem
+from core.errors import BuildFailed, InvalidArgument, InvalidReference, NotFound
+from core.models import BuildOptions, DockerfileProblem
 from core.reference import parse_reference
 
 KNOWN_INSTRUCTIONS = (
@@ -1067,6 +1067,37 @@ def check(
         except InvalidArgument as exc:
             problems.append(DockerfileProblem(parsed.stages[-1].line, str(exc)))
     return sorted(set(problems), key=lambda problem: (problem.line, problem.message))
+
+
+def read_dockerfile(options: BuildOptions) -> str:
+    """The Dockerfile's text, with clear errors for a missing context or file."""
+    if not options.context.is_dir():
+        raise InvalidArgument(f"the build context {options.context} is not a directory")
+    path = options.context / options.dockerfile
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise NotFound(f"there is no Dockerfile at {path}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"the Dockerfile {path} cannot be read: {exc}") from exc
+
+
+def read_and_check(options: BuildOptions) -> ParsedDockerfile:
+    """The parsed Dockerfile of a build, once check() finds nothing; else BuildFailed with all.
+
+    Both back ends call this before building, so the engine refuses exactly what the store
+    refuses, every problem listed at once, before dockerd or the builder starts any step.
+    """
+    text = read_dockerfile(options)
+    problems = check(text, options.build_args, options.target)
+    if problems:
+        listing = "\n".join(f"  {problem}" for problem in problems)
+        raise BuildFailed(
+            f"The Dockerfile has {len(problems)} problem(s):\n{listing}",
+            line=problems[0].line,
+            problems=problems,
+        )
+    return parse(text)
 
 
 def _track_environment(env: StageEnvironment, instruction: Instruction) -> None:

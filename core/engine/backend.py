@@ -407,17 +407,9 @@ class DockerEngineBackend:
     @engine_call
     def build(self, options: BuildOptions, on_event: EventSink, cancel: CancelToken) -> str:
         """`docker build` with the classic builder; a failed build tags nothing (BuildFailed)."""
-        from core.dockerfile import check, parse
+        from core.dockerfile import read_and_check
 
-        text = _read_dockerfile(options)
-        problems = check(text, options.build_args, options.target)
-        if problems:
-            listing = "\n".join(f"  {problem}" for problem in problems)
-            raise BuildFailed(
-                f"The Dockerfile has {len(problems)} problem(s):\n{listing}",
-                line=problems[0].line,
-                problems=problems,
-            )
+        parsed = read_and_check(options)
         tags = [_taggable(t) for t in options.tags]
         transcript = BuildTranscript()
         try:
@@ -448,7 +440,7 @@ class DockerEngineBackend:
             raise
         if transcript.error is not None:
             self._discard_build(transcript)
-            raise _build_failure(transcript, parse(text).instructions)
+            raise _build_failure(transcript, parsed.instructions)
         image_id = transcript.image_id
         if image_id is None:
             raise LayerdeckError("The Docker engine finished the build without an image ID.")
@@ -647,19 +639,6 @@ def _about_changes(reason: str) -> bool:
     """True when dockerd's commit error is about a --change line."""
     lowered = reason.lower()
     return any(word in lowered for word in ("dockerfile parse error", "instruction", "change"))
-
-
-def _read_dockerfile(options: BuildOptions) -> str:
-    """The Dockerfile's text, with clear errors for a missing context or file."""
-    if not options.context.is_dir():
-        raise InvalidArgument(f"the build context {options.context} is not a directory")
-    path = options.context / options.dockerfile
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise NotFound(f"there is no Dockerfile at {path}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"the Dockerfile {path} cannot be read: {exc}") from exc
 
 
 def _build_failure(transcript: BuildTranscript, instructions: Any) -> BuildFailed:

@@ -49,10 +49,10 @@ from core.dockerfile import (
     ParsedDockerfile,
     Stage,
     StageEnvironment,
-    check,
     expand,
     meta_arg_values,
     parse,
+    read_and_check,
     stage_base,
     stage_environment,
 )
@@ -62,7 +62,6 @@ from core.errors import (
     InvalidArgument,
     InvalidReference,
     LayerdeckError,
-    NotFound,
 )
 from core.models import (
     BuildOptions,
@@ -123,19 +122,6 @@ BUILTIN_ARGS = frozenset(
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
 
 
-def read_dockerfile(options: BuildOptions) -> str:
-    """The Dockerfile's text, with clear errors for a missing context or file."""
-    if not options.context.is_dir():
-        raise InvalidArgument(f"the build context {options.context} is not a directory")
-    path = options.context / options.dockerfile
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise NotFound(f"there is no Dockerfile at {path}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"the Dockerfile {path} cannot be read: {exc}") from exc
-
-
 def build(
     layout: Layout,
     runtime: Runtime,
@@ -144,17 +130,8 @@ def build(
     cancel: CancelToken,
 ) -> str:
     """Build the Dockerfile in options.context; returns the image ID. Tags only on success."""
-    text = read_dockerfile(options)
-    problems = check(text, options.build_args, options.target)
-    if problems:
-        listing = "\n".join(f"  {problem}" for problem in problems)
-        raise BuildFailed(
-            f"The Dockerfile has {len(problems)} problem(s):\n{listing}",
-            line=problems[0].line,
-            problems=problems,
-        )
+    parsed = read_and_check(options)
     tags = [_taggable(tag) for tag in options.tags]
-    parsed = parse(text)
     session = _Session(layout, runtime, options, on_event, cancel, parsed)
     try:
         image = session.run()
