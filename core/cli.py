@@ -66,7 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", metavar="URL", help="Docker engine API, e.g. unix:///x.sock")
     parser.add_argument("--store", metavar="PATH", help="use the built-in layer store at PATH")
     parser.add_argument(
-        "-c", "--context", metavar="NAME", help="the Docker context to use (`docker context ls`)"
+        "-c",
+        "--context",
+        # Not `context`: that is the build verb's CONTEXT directory in the same namespace.
+        dest="docker_context",
+        metavar="NAME",
+        help="the Docker context to use (`docker context ls`)",
     )
     parser.add_argument(
         "--format", dest="global_format", choices=("table", "json"), help="output format"
@@ -355,8 +360,8 @@ def _open_window(args: argparse.Namespace, terminal: Terminal) -> int:
         )
         return EXIT_FAILED
     window_args = []
-    if args.context:
-        window_args += ["--context", args.context]
+    if args.docker_context:
+        window_args += ["--context", args.docker_context]
     elif args.engine:
         window_args += ["--engine", args.engine]
     elif args.store:
@@ -368,7 +373,7 @@ def _open(args: argparse.Namespace) -> Backend:
     from core.backend import open_backend
 
     store = Path(args.store).expanduser() if args.store else None
-    return open_backend(engine=args.engine, store=store, context=args.context)
+    return open_backend(engine=args.engine, store=store, context=args.docker_context)
 
 
 def _dispatch(args: argparse.Namespace, terminal: Terminal) -> int:
@@ -441,7 +446,7 @@ def quick_images(args: argparse.Namespace, terminal: Terminal) -> int | None:
     """`images` from an engine's socket without the SDK; None when the back end must answer."""
     from core import cli_listing
 
-    if args.store or args.context:
+    if args.store or args.docker_context:
         # A context may need TLS or ssh, which only the back end speaks.
         return None
     if not args.engine and not os.environ.get("DOCKER_HOST"):

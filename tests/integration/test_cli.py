@@ -543,6 +543,20 @@ def test_store_lists_an_image_loaded_from_docker_save(
     assert [columns(line)[:3] for line in listed.lines] == [columns(line)[:3] for line in theirs]
 
 
+def test_store_builds_a_context_directory_given_after_the_options(
+    store_path: Path, tmp_path: Path
+) -> None:
+    # The build's CONTEXT once landed in the same place as the global --context option.
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "hello.txt").write_text("hello\n")
+    (context / "Dockerfile").write_text('FROM scratch\nCOPY hello.txt /\nCMD ["/hello"]\n')
+    built = store_cli(store_path, "build", "--no-cache", "-t", "cli-store-build:1", str(context))
+    assert built.status == 0, built.err
+    assert "Successfully tagged cli-store-build:1" in built.out
+    assert "cli-store-build" in store_cli(store_path, "images").out
+
+
 def test_store_fsck_of_an_empty_store_finds_nothing(store_path: Path) -> None:
     ours = store_cli(store_path, "fsck")
     assert ours.status == 0, ours.err
