@@ -56,8 +56,9 @@ from core.reference import parse_reference
 from gui.dialogs.banner import MessageBanner, set_status, tone_colour
 from gui.dialogs.build_log import BuildLogView, LogError
 from gui.dialogs.build_records import BuildHistory, BuildRecord, BuildResult
+from gui.dialogs.dialog_task import DialogTask
 from gui.icons import icon
-from gui.workers import TaskHandle, TaskRunner
+from gui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +92,12 @@ class BuildDialog(QDialog):
         self.runner = runner
         self.backend = backend
         self.history = history if history is not None else BuildHistory()
-        self._handle: TaskHandle | None = None
         self._options: BuildOptions | None = None
         self._started = datetime.now(UTC)
         self._started_clock = 0.0
         self._last_step: int | None = None
         self.result_image_id: str | None = None
         self._saving: BuildRecord | None = None
-        self._close_when_done = False
 
         self._build_settings_panel()
         self._build_output_panel()
@@ -115,11 +114,11 @@ class BuildDialog(QDialog):
         self.build_button.setDefault(True)
         self.build_button.clicked.connect(self.start_build)
         self.cancel_button = QPushButton("Cancel build", self)
-        self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_build)
         self.close_button = QPushButton("Close", self)
         self.close_button.clicked.connect(self.close)
         self.status_label = QLabel(self)
+        self._task = DialogTask(self, self.cancel_button, self.status_label)
         buttons = QHBoxLayout()
         buttons.addWidget(self.status_label, 1)
         buttons.addWidget(self.build_button)
@@ -355,7 +354,7 @@ class BuildDialog(QDialog):
             set_status(self.settings_message, problem, "warning")
         else:
             self.settings_message.setText("")
-        running = self._handle is not None
+        running = self._task.running
         self.build_button.setEnabled(problem is None and not running)
 
     def _choose_context(self) -> None:
@@ -377,11 +376,11 @@ class BuildDialog(QDialog):
     @property
     def running(self) -> bool:
         """True while a build runs."""
-        return self._handle is not None
+        return self._task.running
 
     def start_build(self) -> None:
         """Start the build with the form's settings."""
-        if self._handle is not None:
+        if self._task.running:
             return
         try:
             options = self.options()
@@ -403,24 +402,21 @@ class BuildDialog(QDialog):
         def work(on_event: object, cancel: object) -> str:
             return backend.build(options, on_event, cancel)  # type: ignore[arg-type]
 
-        self._handle = self.runner.submit(
-            "build",
-            work,
-            on_result=self._on_built,
-            on_error=self._on_failed,
-            on_event=self._on_event,
+        self._task.start(
+            self.runner.submit(
+                "build",
+                work,
+                on_result=self._on_built,
+                on_error=self._on_failed,
+                on_event=self._on_event,
+            )
         )
-        self.cancel_button.setEnabled(True)
         self.settings_panel.setEnabled(False)
         self._validate()
 
     def cancel_build(self) -> None:
         """Ask the running build to stop."""
-        if self._handle is None:
-            return
-        self._handle.cancel()
-        self.cancel_button.setEnabled(False)
-        self.status_label.setText("Cancelling…")
+        self._task.cancel()
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, BuildStep):
@@ -474,8 +470,7 @@ class BuildDialog(QDialog):
         error: str | None = None,
         failed_step: int | None = None,
     ) -> None:
-        self._handle = None
-        self.cancel_button.setEnabled(False)
+        self._task.finish()
         self.settings_panel.setEnabled(True)
         duration = time.monotonic() - self._started_clock
         self.status_label.setText(f"{result.capitalize()} after {duration:.1f} s.")
@@ -504,8 +499,7 @@ class BuildDialog(QDialog):
     def _on_history_saved(self, _nothing: object) -> None:
         record, self._saving = self._saving, None
         self.buildFinished.emit(record)
-        if self._close_when_done:
-            self.close()
+        self._task.close_if_requested()
 
     def _on_history_error(self, error: LayerdeckError) -> None:
         log.warning("could not keep the build in the history: %s", error)
@@ -557,11 +551,8 @@ class BuildDialog(QDialog):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Closing stops a running build first, so it is still kept in the history."""
-        if self._handle is not None or self._saving is not None:
-            self._close_when_done = True
-            self.cancel_build()
+        if self._task.put_off_close(event, busy=self.running or self._saving is not None):
             self.status_label.setText("Stopping the build before closing…")
-            event.ignore()
             return
         super().closeEvent(event)
 

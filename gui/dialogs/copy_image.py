@@ -32,9 +32,10 @@ from core.models import CancelToken, Event, EventSink, LayerProgress, Notice
 from core.transfer import COPY_STATUS, copy_images
 from core.units import human_size
 from gui.dialogs.banner import MessageBanner, set_status
+from gui.dialogs.dialog_task import DialogTask
 from gui.icons import icon
 from gui.sources import Source, discover_sources, open_source
-from gui.workers import TaskHandle, TaskRunner
+from gui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ class CopyImageDialog(QDialog):
         self.runner = runner
         self.backend = backend
         self.references = list(references or [])
-        self._task: TaskHandle | None = None
-        self._close_when_done = False
         self.loaded: list[str] = []
 
         shown = ", ".join(self.references) if self.references else "(none)"
@@ -102,8 +101,8 @@ class CopyImageDialog(QDialog):
         self.copy_button.clicked.connect(self.start_copy)
         self.cancel_button = QPushButton("Cancel copy", self)
         self.cancel_button.setAutoDefault(False)
-        self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_copy)
+        self._task = DialogTask(self, self.cancel_button, self.progress_label)
         self.close_button = QPushButton("Close", self)
         self.close_button.setAutoDefault(False)
         self.close_button.clicked.connect(self.close)
@@ -155,7 +154,7 @@ class CopyImageDialog(QDialog):
 
     def _update(self) -> None:
         target = self.target
-        idle = self._task is None
+        idle = not self._task.running
         if not self.references:
             set_status(self.target_hint, "Choose the images to copy in the image list.", "error")
         elif target is None:
@@ -174,12 +173,12 @@ class CopyImageDialog(QDialog):
     @property
     def running(self) -> bool:
         """True while a copy runs."""
-        return self._task is not None
+        return self._task.running
 
     def start_copy(self) -> None:
         """Open the target and copy the images into it, in the TaskRunner."""
         target = self.target
-        if self._task is not None or target is None or not self.references:
+        if self._task.running or target is None or not self.references:
             return
         references = list(self.references)
         source_backend = self.backend
@@ -197,23 +196,20 @@ class CopyImageDialog(QDialog):
             finally:
                 target_backend.close()
 
-        self._task = self.runner.submit(
-            "copy",
-            work,
-            on_result=self._on_copied,
-            on_error=self._on_failed,
-            on_event=self._on_event,
+        self._task.start(
+            self.runner.submit(
+                "copy",
+                work,
+                on_result=self._on_copied,
+                on_error=self._on_failed,
+                on_event=self._on_event,
+            )
         )
-        self.cancel_button.setEnabled(True)
         self._update()
 
     def cancel_copy(self) -> None:
         """Ask the running copy to stop."""
-        if self._task is None:
-            return
         self._task.cancel()
-        self.cancel_button.setEnabled(False)
-        self.progress_label.setText("Cancelling…")
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, LayerProgress) and event.status == COPY_STATUS:
@@ -232,11 +228,9 @@ class CopyImageDialog(QDialog):
         self.progress_bar.setFormat(f"{human_size(current)} of {human_size(total)}")
 
     def _finish(self) -> None:
-        self._task = None
-        self.cancel_button.setEnabled(False)
+        self._task.finish()
         self._update()
-        if self._close_when_done:
-            self.close()
+        self._task.close_if_requested()
 
     def _on_copied(self, loaded: object) -> None:
         self.loaded = [str(name) for name in loaded]  # type: ignore[attr-defined]
@@ -264,9 +258,5 @@ class CopyImageDialog(QDialog):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Closing while copying cancels the copy first and closes when it has stopped."""
-        if self._task is not None:
-            self._close_when_done = True
-            self.cancel_copy()
-            event.ignore()
-            return
-        super().closeEvent(event)
+        if not self._task.put_off_close(event):
+            super().closeEvent(event)

@@ -12,34 +12,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from PySide6.QtCore import (
-    QModelIndex,
-    QPersistentModelIndex,
-    QSize,
-    QSortFilterProxyModel,
-    Qt,
-    QTimer,
-    Signal,
-)
-from PySide6.QtGui import QCloseEvent, QPainter, QStandardItem, QStandardItemModel
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QApplication,
     QDialog,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionProgressBar,
-    QStyleOptionViewItem,
     QTableView,
-    QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -50,6 +34,8 @@ from core.models import CancelToken, Event, EventSink, LayerProgress, Notice, Se
 from core.reference import parse_reference
 from core.units import human_size
 from gui.dialogs.banner import MessageBanner, Tone, set_status
+from gui.dialogs.dialog_task import DialogTask
+from gui.dialogs.layer_progress import LayerProgressBox, LayerRow
 from gui.icons import icon
 from gui.workers import TaskHandle, TaskRunner
 
@@ -62,7 +48,6 @@ DOWNLOADED_STATUSES = frozenset(
 FINISHED_STATUSES = frozenset({"Pull complete", "Already exists"})
 
 SEARCH_COLUMNS = ("Name", "Description", "Stars", "Official", "Automated")
-REDRAW_MS = 100
 
 
 @dataclass
@@ -98,47 +83,6 @@ def update_layer(state: LayerState, event: LayerProgress) -> None:
         state.downloaded = state.size
 
 
-class ProgressDelegate(QStyledItemDelegate):
-    """Paints a cell as a progress bar: (value, maximum) in ValueRole, the text on top."""
-
-    ValueRole = Qt.ItemDataRole.UserRole + 1
-
-    def sizeHint(  # noqa: N802 - Qt's name
-        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
-    ) -> QSize:
-        """Tall enough for a bar with its text, like a QProgressBar's own height."""
-        hint = super().sizeHint(option, index)
-        text_height = option.fontMetrics.height()  # type: ignore[attr-defined]
-        return QSize(hint.width(), max(hint.height(), text_height + 10))
-
-    def paint(
-        self,
-        painter: QPainter,
-        option: QStyleOptionViewItem,
-        index: QModelIndex | QPersistentModelIndex,
-    ) -> None:
-        """Draw the bar with the style's own progress bar, so it matches the scheme."""
-        progress = index.data(self.ValueRole)
-        if not isinstance(progress, tuple):
-            super().paint(painter, option, index)
-            return
-        value, maximum = progress
-        # Qt's progress bar takes ints; scale bytes to per mille so 64-bit sizes never overflow.
-        bar = QStyleOptionProgressBar()
-        bar.rect = option.rect.adjusted(2, 2, -2, -2)  # type: ignore[attr-defined]
-        bar.minimum = 0  # type: ignore[attr-defined]
-        bar.maximum = 1000  # type: ignore[attr-defined]
-        bar.progress = int(1000 * value / maximum) if maximum else 0  # type: ignore[attr-defined]
-        bar.text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")  # type: ignore[attr-defined]
-        bar.textVisible = True  # type: ignore[attr-defined]
-        bar.textAlignment = Qt.AlignmentFlag.AlignCenter  # type: ignore[attr-defined]
-        bar.state = option.state | QStyle.StateFlag.State_Horizontal  # type: ignore[attr-defined]
-        bar.palette = option.palette  # type: ignore[attr-defined]
-        widget = option.widget  # type: ignore[attr-defined]
-        style = widget.style() if widget is not None else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
-
-
 class PullDialog(QDialog):
     """Reference with live validation, search, per-layer and overall progress, cancel."""
 
@@ -158,17 +102,9 @@ class PullDialog(QDialog):
         self.setWindowIcon(icon("pull"))
         self.runner = runner
         self.backend = backend
-        self._pull: TaskHandle | None = None
         self._search: TaskHandle | None = None
         self.layers: dict[str, LayerState] = {}
-        self._layer_items: dict[str, QTreeWidgetItem] = {}
         self.result_image_id: str | None = None
-        self._close_when_done = False
-        self._dirty: set[str] = set()
-        self._redraw = QTimer(self)
-        self._redraw.setSingleShot(True)
-        self._redraw.setInterval(REDRAW_MS)
-        self._redraw.timeout.connect(self.redraw_progress)
 
         self.reference_field = QLineEdit(self)
         self.reference_field.setPlaceholderText("busybox, ubuntu:24.04, registry:5000/team/app:1")
@@ -187,12 +123,15 @@ class PullDialog(QDialog):
         reference_row.addWidget(self.pull_button)
 
         self._build_search_box()
-        self._build_progress_box()
+        self.progress_box = LayerProgressBox(self._layer_row, self._show_overall, self)
+        self.layer_tree = self.progress_box.layer_tree
+        self.overall_bar = self.progress_box.overall_bar
+        self.progress_label = self.progress_box.progress_label
         self.banner = MessageBanner(self)
 
         self.cancel_button = QPushButton("Cancel pull", self)
-        self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_pull)
+        self._pull = DialogTask(self, self.cancel_button, self.progress_label)
         self.close_button = QPushButton("Close", self)
         self.close_button.setAutoDefault(False)
         self.close_button.clicked.connect(self.close)
@@ -255,30 +194,6 @@ class PullDialog(QDialog):
         layout.addWidget(self.search_status)
         layout.addWidget(self.search_view, 1)
 
-    def _build_progress_box(self) -> None:
-        self.progress_box = QGroupBox("Progress", self)
-        self.layer_tree = QTreeWidget(self)
-        self.layer_tree.setHeaderLabels(["Layer", "Status", "Progress"])
-        self.layer_tree.setRootIsDecorated(False)
-        self.layer_tree.setUniformRowHeights(True)
-        header = self.layer_tree.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        # Bars painted by a delegate, not a QProgressBar widget per row: far cheaper to update.
-        self.layer_tree.setItemDelegateForColumn(2, ProgressDelegate(self.layer_tree))
-        self.overall_bar = QProgressBar(self)
-        self.overall_bar.setRange(0, 1000)
-        self.overall_bar.setValue(0)
-        self.overall_bar.setFormat("Waiting to start")
-        self.overall_bar.setTextVisible(True)
-        self.progress_label = QLabel(self)
-        self.progress_label.setTextFormat(Qt.TextFormat.PlainText)
-        layout = QVBoxLayout(self.progress_box)
-        layout.addWidget(self.layer_tree, 1)
-        layout.addWidget(self.overall_bar)
-        layout.addWidget(self.progress_label)
-
     # Reference
 
     def _validate(self) -> None:
@@ -297,7 +212,7 @@ class PullDialog(QDialog):
             else:
                 set_status(self.reference_status, f"Will pull {reference}")
                 valid = True
-        self.pull_button.setEnabled(valid and self._pull is None)
+        self.pull_button.setEnabled(valid and not self._pull.running)
 
     @property
     def reference_error(self) -> str | None:
@@ -368,85 +283,60 @@ class PullDialog(QDialog):
     @property
     def running(self) -> bool:
         """True while a pull runs."""
-        return self._pull is not None
+        return self._pull.running
 
     def start_pull(self) -> None:
         """Pull the typed reference in the TaskRunner."""
-        if self._pull is not None or self.reference_error is not None:
+        if self._pull.running or self.reference_error is not None:
             return
         reference = self.reference_field.text()
         self.layers.clear()
-        self._dirty.clear()
-        self._layer_items.clear()
-        self.layer_tree.clear()
+        self.progress_box.start(f"Pulling {reference}…")
         self.banner.clear_message()
         self.result_image_id = None
-        self.overall_bar.setRange(0, 0)
-        self.overall_bar.setFormat("Starting…")
-        self.progress_label.setText(f"Pulling {reference}…")
         backend = self.backend
 
         def work(on_event: EventSink, cancel: CancelToken) -> str:
             return backend.pull(reference, on_event, cancel)
 
-        self._pull = self.runner.submit(
-            "pull",
-            work,
-            on_result=self._on_pulled,
-            on_error=self._on_failed,
-            on_event=self._on_event,
+        self._pull.start(
+            self.runner.submit(
+                "pull",
+                work,
+                on_result=self._on_pulled,
+                on_error=self._on_failed,
+                on_event=self._on_event,
+            )
         )
-        self.cancel_button.setEnabled(True)
         self.reference_field.setEnabled(False)
         self._validate()
 
     def cancel_pull(self) -> None:
         """Ask the running pull to stop."""
-        if self._pull is None:
-            return
         self._pull.cancel()
-        self.cancel_button.setEnabled(False)
-        self.progress_label.setText("Cancelling…")
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, LayerProgress):
             state = self.layers.setdefault(event.layer, LayerState())
             update_layer(state, event)
-            self._dirty.add(event.layer)
-            # Redraw at most every REDRAW_MS: dockerd can report faster than anyone reads.
-            if not self._redraw.isActive():
-                self._redraw.start()
+            self.progress_box.layer_changed(event.layer)
         elif isinstance(event, Notice):
             self.progress_label.setText(event.text)
 
     def redraw_progress(self) -> None:
         """Show the layers that changed since the last redraw, and the overall bar."""
-        self._redraw.stop()
-        dirty, self._dirty = self._dirty, set()
-        for layer in sorted(dirty, key=list(self.layers).index):
-            self._show_layer(layer, self.layers[layer])
-        if dirty:
-            self._show_overall()
+        self.progress_box.redraw()
 
-    def _show_layer(self, layer: str, state: LayerState) -> None:
-        item = self._layer_items.get(layer)
-        if item is None:
-            item = QTreeWidgetItem([layer, "", ""])
-            self.layer_tree.addTopLevelItem(item)
-            self._layer_items[layer] = item
-        item.setText(1, state.status)
+    def _layer_row(self, layer: str) -> LayerRow:
+        state = self.layers[layer]
         if state.finished:
-            value, maximum = 1, 1
-            text = human_size(state.size) if state.size else "Done"
-        elif state.total > 0:
-            value, maximum = min(state.current, state.total), state.total
+            return LayerRow(state.status, 1, 1, human_size(state.size) if state.size else "Done")
+        if state.total > 0:
             text = f"{human_size(state.current)} / {human_size(state.total)}"
-        elif state.status in DOWNLOADED_STATUSES and state.size > 0:
-            value, maximum, text = 1, 1, human_size(state.size)
-        else:
-            value, maximum, text = 0, 1, state.status or "Waiting"
-        item.setData(2, ProgressDelegate.ValueRole, (value, maximum))
-        item.setText(2, text)
+            return LayerRow(state.status, min(state.current, state.total), state.total, text)
+        if state.status in DOWNLOADED_STATUSES and state.size > 0:
+            return LayerRow(state.status, 1, 1, human_size(state.size))
+        return LayerRow(state.status, 0, 1, state.status or "Waiting")
 
     def _show_overall(self) -> None:
         done, size = overall_progress(self.layers)
@@ -462,13 +352,10 @@ class PullDialog(QDialog):
 
     def _end_pull(self) -> None:
         self.redraw_progress()
-        self._pull = None
-        self.cancel_button.setEnabled(False)
+        self._pull.finish()
         self.reference_field.setEnabled(True)
         self._validate()
-        if self._close_when_done:
-            # Closing waited for the pull to stop; finish closing once this event is done.
-            QTimer.singleShot(0, self.close)
+        self._pull.close_if_requested()
 
     def _on_pulled(self, image_id: object) -> None:
         self._end_pull()
@@ -499,12 +386,8 @@ class PullDialog(QDialog):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Closing cancels a running pull and closes once it has stopped."""
-        if self._pull is not None and not self._close_when_done:
-            self._close_when_done = True
-            self.cancel_pull()
-            event.ignore()
-            return
-        super().closeEvent(event)
+        if not self._pull.put_off_close(event):
+            super().closeEvent(event)
 
 
 def _search_row(result: SearchResult) -> list[QStandardItem]:

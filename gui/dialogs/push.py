@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
-    QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -35,13 +30,12 @@ from core.models import CancelToken, Event, EventSink, LayerProgress, Notice
 from core.reference import parse_reference
 from core.units import human_size
 from gui.dialogs.banner import MessageBanner, set_status
-from gui.dialogs.pull import ProgressDelegate
+from gui.dialogs.dialog_task import DialogTask
+from gui.dialogs.layer_progress import LayerProgressBox, LayerRow
 from gui.icons import icon
-from gui.workers import TaskHandle, TaskRunner
+from gui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
-
-REDRAW_MS = 100
 
 
 def layer_finished(status: str) -> bool:
@@ -68,17 +62,9 @@ class PushDialog(QDialog):
         self.runner = runner
         self.backend = backend
         self.source_reference = reference
-        self._task: TaskHandle | None = None
-        self._close_when_done = False
         self.layers: dict[str, LayerProgress] = {}
         self._sizes: dict[str, int] = {}
-        self._items: dict[str, QTreeWidgetItem] = {}
-        self._dirty: set[str] = set()
         self.result_digest: str | None = None
-        self._redraw = QTimer(self)
-        self._redraw.setSingleShot(True)
-        self._redraw.setInterval(REDRAW_MS)
-        self._redraw.timeout.connect(self.redraw_progress)
 
         self.source_label = QLabel(reference or "(none)", self)
         self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -95,27 +81,10 @@ class PushDialog(QDialog):
         form.addRow("Push as:", self.target_field)
         form.addRow("", self.target_status)
 
-        self.progress_box = QGroupBox("Progress", self)
-        self.layer_tree = QTreeWidget(self)
-        self.layer_tree.setHeaderLabels(["Layer", "Status", "Progress"])
-        self.layer_tree.setRootIsDecorated(False)
-        self.layer_tree.setUniformRowHeights(True)
-        header = self.layer_tree.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.layer_tree.setItemDelegateForColumn(2, ProgressDelegate(self.layer_tree))
-        self.overall_bar = QProgressBar(self)
-        self.overall_bar.setRange(0, 1000)
-        self.overall_bar.setValue(0)
-        self.overall_bar.setFormat("Waiting to start")
-        self.progress_label = QLabel(self)
-        self.progress_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.progress_label.setWordWrap(True)
-        box = QVBoxLayout(self.progress_box)
-        box.addWidget(self.layer_tree, 1)
-        box.addWidget(self.overall_bar)
-        box.addWidget(self.progress_label)
+        self.progress_box = LayerProgressBox(self._layer_row, self._show_overall, self)
+        self.layer_tree = self.progress_box.layer_tree
+        self.overall_bar = self.progress_box.overall_bar
+        self.progress_label = self.progress_box.progress_label
 
         self.banner = MessageBanner(self)
         self.push_button = QPushButton("Push", self)
@@ -123,9 +92,9 @@ class PushDialog(QDialog):
         self.push_button.setDefault(True)
         self.push_button.clicked.connect(self.start_push)
         self.cancel_button = QPushButton("Cancel push", self)
-        self.cancel_button.setEnabled(False)
         self.cancel_button.setAutoDefault(False)
         self.cancel_button.clicked.connect(self.cancel_push)
+        self._task = DialogTask(self, self.cancel_button, self.progress_label)
         self.close_button = QPushButton("Close", self)
         self.close_button.setAutoDefault(False)
         self.close_button.clicked.connect(self.close)
@@ -146,7 +115,7 @@ class PushDialog(QDialog):
     @property
     def running(self) -> bool:
         """True while a push runs."""
-        return self._task is not None
+        return self._task.running
 
     def _validate(self) -> None:
         text = self.target_field.text().strip()
@@ -170,7 +139,7 @@ class PushDialog(QDialog):
                         self.target_status, f"Will push {reference.familiar} to {registry}{retag}"
                     )
                     valid = True
-        self.push_button.setEnabled(valid and self._task is None)
+        self.push_button.setEnabled(valid and not self._task.running)
 
     def _source_full(self) -> str:
         try:
@@ -180,21 +149,16 @@ class PushDialog(QDialog):
 
     def start_push(self) -> None:
         """Tag when the name changed, then push, in the TaskRunner."""
-        if self._task is not None or not self.push_button.isEnabled():
+        if self._task.running or not self.push_button.isEnabled():
             return
         target = str(parse_reference(self.target_field.text().strip()))
         source = self.source_reference
         retag = target != self._source_full()
         self.layers.clear()
         self._sizes.clear()
-        self._items.clear()
-        self._dirty.clear()
-        self.layer_tree.clear()
+        self.progress_box.start(f"Pushing {parse_reference(target).familiar}…")
         self.banner.clear_message()
         self.result_digest = None
-        self.overall_bar.setRange(0, 0)
-        self.overall_bar.setFormat("Starting…")
-        self.progress_label.setText(f"Pushing {parse_reference(target).familiar}…")
         backend = self.backend
 
         def work(on_event: EventSink, cancel: CancelToken) -> str:
@@ -203,24 +167,21 @@ class PushDialog(QDialog):
                 on_event(Notice(f"Tagged {source} as {parse_reference(target).familiar}"))
             return backend.push(target, on_event, cancel)
 
-        self._task = self.runner.submit(
-            "push",
-            work,
-            on_result=self._on_pushed,
-            on_error=self._on_failed,
-            on_event=self._on_event,
+        self._task.start(
+            self.runner.submit(
+                "push",
+                work,
+                on_result=self._on_pushed,
+                on_error=self._on_failed,
+                on_event=self._on_event,
+            )
         )
-        self.cancel_button.setEnabled(True)
         self.target_field.setEnabled(False)
         self._validate()
 
     def cancel_push(self) -> None:
         """Ask the running push to stop."""
-        if self._task is None:
-            return
         self._task.cancel()
-        self.cancel_button.setEnabled(False)
-        self.progress_label.setText("Cancelling…")
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, LayerProgress):
@@ -228,9 +189,7 @@ class PushDialog(QDialog):
             if event.total > 0:
                 # "Pushed" carries no byte count; the row keeps showing the layer's size.
                 self._sizes[event.layer] = event.total
-            self._dirty.add(event.layer)
-            if not self._redraw.isActive():
-                self._redraw.start()
+            self.progress_box.layer_changed(event.layer)
         elif isinstance(event, Notice):
             self.progress_label.setText(event.text)
             if event.text.startswith("Tagged "):
@@ -238,30 +197,17 @@ class PushDialog(QDialog):
 
     def redraw_progress(self) -> None:
         """Show the layers that changed since the last redraw, and the overall bar."""
-        self._redraw.stop()
-        dirty, self._dirty = self._dirty, set()
-        for layer in sorted(dirty, key=list(self.layers).index):
-            self._show_layer(layer, self.layers[layer])
-        if dirty:
-            self._show_overall()
+        self.progress_box.redraw()
 
-    def _show_layer(self, layer: str, event: LayerProgress) -> None:
-        item = self._items.get(layer)
-        if item is None:
-            item = QTreeWidgetItem([layer, "", ""])
-            self.layer_tree.addTopLevelItem(item)
-            self._items[layer] = item
-        item.setText(1, event.status)
+    def _layer_row(self, layer: str) -> LayerRow:
+        event = self.layers[layer]
         if layer_finished(event.status):
             size = self._sizes.get(layer, 0)
-            value, maximum, text = 1, 1, human_size(size) if size else "Done"
-        elif event.total > 0:
-            value, maximum = min(event.current, event.total), event.total
+            return LayerRow(event.status, 1, 1, human_size(size) if size else "Done")
+        if event.total > 0:
             text = f"{human_size(event.current)} / {human_size(event.total)}"
-        else:
-            value, maximum, text = 0, 1, event.status or "Waiting"
-        item.setData(2, ProgressDelegate.ValueRole, (value, maximum))
-        item.setText(2, text)
+            return LayerRow(event.status, min(event.current, event.total), event.total, text)
+        return LayerRow(event.status, 0, 1, event.status or "Waiting")
 
     def _show_overall(self) -> None:
         count = len(self.layers)
@@ -271,13 +217,11 @@ class PushDialog(QDialog):
         self.overall_bar.setFormat(f"{finished} of {count} layers")
 
     def _finish(self) -> None:
-        self._task = None
+        self._task.finish()
         self.redraw_progress()
-        self.cancel_button.setEnabled(False)
         self.target_field.setEnabled(True)
         self._validate()
-        if self._close_when_done:
-            self.close()
+        self._task.close_if_requested()
 
     def _on_pushed(self, digest: object) -> None:
         self.result_digest = str(digest)
@@ -302,9 +246,5 @@ class PushDialog(QDialog):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         """Closing while pushing cancels the push first and closes when it has stopped."""
-        if self._task is not None:
-            self._close_when_done = True
-            self.cancel_push()
-            event.ignore()
-            return
-        super().closeEvent(event)
+        if not self._task.put_off_close(event):
+            super().closeEvent(event)
