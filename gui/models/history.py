@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QPalette
 
 from core.models import HistoryEntry
 from core.units import human_since, human_size
+from gui.models.row_table import ModelIndex, RowTableModel
 from gui.models.timestamps import local_time
 
 COL_CREATED_BY = 0
@@ -21,8 +22,6 @@ HEADERS = ("Created by", "Size", "Relative size", "Created")
 ROW_ROLE = int(Qt.ItemDataRole.UserRole) + 2
 # The row's size as a fraction of the largest layer, 0.0 to 1.0, for the bar delegate.
 FRACTION_ROLE = int(Qt.ItemDataRole.UserRole) + 3
-
-ModelIndex = QModelIndex | QPersistentModelIndex
 
 
 def short_instruction(created_by: str) -> str:
@@ -36,46 +35,30 @@ def short_instruction(created_by: str) -> str:
     return text
 
 
-class HistoryModel(QAbstractTableModel):
+class HistoryModel(RowTableModel[HistoryEntry]):
     """`docker history` rows, newest first; FRACTION_ROLE drives the size bar."""
+
+    HEADERS = HEADERS
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self._entries: list[HistoryEntry] = []
         self._largest = 0
 
     def set_entries(self, entries: Sequence[HistoryEntry]) -> None:
         """Show a new image's history."""
-        self.beginResetModel()
-        self._entries = list(entries)
-        self._largest = max((entry.size for entry in self._entries), default=0)
-        self.endResetModel()
+        # Before the reset, so the views' first look after it sees the new bar scale.
+        self._largest = max((entry.size for entry in entries), default=0)
+        self.replace_rows(entries)
 
     def entries(self) -> list[HistoryEntry]:
         """The rows shown."""
-        return list(self._entries)
-
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """Number of history entries."""
-        return 0 if parent.isValid() else len(self._entries)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """Number of columns."""
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        """Column titles."""
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS[section]
-        return None
+        return list(self._rows)
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Cell text, tooltips, the entry (ROW_ROLE) and the size fraction (FRACTION_ROLE)."""
-        if not index.isValid() or index.row() >= len(self._entries):
+        entry = self.row_of(index)
+        if entry is None:
             return None
-        entry = self._entries[index.row()]
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             if column == COL_CREATED_BY:

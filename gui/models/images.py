@@ -10,17 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-)
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QGuiApplication, QPalette
 
 from core.models import ImageSummary
 from core.units import human_since, human_size
+from gui.models.row_table import ModelIndex, RowTableModel
 from gui.models.timestamps import local_time
 
 COL_REPOSITORY = 0
@@ -34,8 +29,6 @@ SORT_ROLE = int(Qt.ItemDataRole.UserRole) + 1
 ROW_ROLE = int(Qt.ItemDataRole.UserRole) + 2
 
 NONE_TEXT = "<none>"
-
-ModelIndex = QModelIndex | QPersistentModelIndex
 RowKey = tuple[str, str | None, str | None]
 
 
@@ -49,43 +42,36 @@ def unique_size(images: Iterable[ImageSummary]) -> int:
     return sum({image.id: image.size for image in images}.values())
 
 
-class ImageTableModel(QAbstractTableModel):
+class ImageTableModel(RowTableModel[ImageSummary]):
     """One row per tag, like `docker images`; ROW_ROLE gives the ImageSummary back."""
+
+    HEADERS = HEADERS
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self._rows: list[ImageSummary] = []
         # Per row, the raw sort value of every column: the proxy compares these n log n
         # times per sort, so they are computed once per change, not once per comparison.
         self._sort_keys: list[tuple[Any, ...]] = []
 
     # Qt's interface
 
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """Number of rows (0 below the root: this is a flat table)."""
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        """Number of columns."""
-        return 0 if parent.isValid() else len(HEADERS)
-
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        """Column titles; sizes and dates are right-aligned like numbers."""
-        if orientation != Qt.Orientation.Horizontal:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS[section]
-        if role == Qt.ItemDataRole.TextAlignmentRole and section == COL_SIZE:
+        """Column titles; the size column is right-aligned like numbers."""
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.TextAlignmentRole
+            and section == COL_SIZE
+        ):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
+        return super().headerData(section, orientation, role)
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Display text, tooltips, raw sort values (SORT_ROLE) and the row (ROW_ROLE)."""
-        if not index.isValid() or index.row() >= len(self._rows):
+        image = self.row_of(index)
+        if image is None:
             return None
-        image = self._rows[index.row()]
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(image, column)
