@@ -913,10 +913,16 @@ def cmd_build(backend: Backend, args: argparse.Namespace, terminal: Terminal) ->
     try:
         image_id = run_cancellable(lambda cancel: backend.build(options, printer, cancel))
     except BuildFailed as exc:
+        if not exc.problems:
+            raise
+        # The check's findings, one `FILE:LINE: message` each (what editors jump to), once.
         label = args.file if args.file else "Dockerfile"
         for problem in exc.problems:
             terminal.error(f"{label}:{problem.line}: {problem.message}")
-        raise
+        count = len(exc.problems)
+        noun = "problem" if count == 1 else "problems"
+        terminal.error(f"Error: {label} has {count} {noun}; nothing was built.")
+        return EXIT_FAILED
     if printer.as_json:
         write_json(terminal.out, {"id": image_id, "tags": list(options.tags)}, indent=None)
         return EXIT_OK

@@ -557,6 +557,23 @@ def test_store_builds_a_context_directory_given_after_the_options(
     assert "cli-store-build" in store_cli(store_path, "images").out
 
 
+def test_building_the_seed_notes_dockerfile_lists_every_mistake_once(
+    store_path: Path, tmp_path: Path
+) -> None:
+    # The user's notes walk through `docker build -t admin/file .` with this Dockerfile.
+    context = tmp_path / "seed"
+    context.mkdir()
+    seed = ROOT / "tests" / "unit" / "data" / "seed.Dockerfile"
+    (context / "Dockerfile").write_text(seed.read_text(encoding="utf-8"), encoding="utf-8")
+    built = store_cli(store_path, "build", "-t", "admin/file", str(context))
+    assert built.status == 1
+    problem_lines = [line for line in built.err.splitlines() if line.startswith("Dockerfile:")]
+    assert [line.split(":")[1] for line in problem_lines] == ["13", "17", "22", "24", "26", "29"]
+    assert "did you mean ENTRYPOINT?" in problem_lines[2]
+    assert built.err.splitlines()[-1] == "Error: Dockerfile has 6 problems; nothing was built."
+    assert store_cli(store_path, "images", "-q").out == ""
+
+
 def test_store_fsck_of_an_empty_store_finds_nothing(store_path: Path) -> None:
     ours = store_cli(store_path, "fsck")
     assert ours.status == 0, ours.err
