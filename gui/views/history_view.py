@@ -5,7 +5,6 @@ from __future__ import annotations
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
     QHeaderView,
     QStyle,
@@ -62,16 +61,7 @@ class HistoryView(HintTableView):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setAlternatingRowColors(True)
-        self.setShowGrid(False)
-        self.setWordWrap(False)
-        self.verticalHeader().setVisible(False)
-        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
-        self.horizontalHeader().setHighlightSections(False)
-        self.horizontalHeader().setDefaultAlignment(
-            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
-        )
+        self.style_as_rows()
         self.setItemDelegateForColumn(COL_SHARE, SizeBarDelegate(self))
 
     def setModel(self, model: object) -> None:  # type: ignore[override]
@@ -79,11 +69,10 @@ class HistoryView(HintTableView):
         super().setModel(model)  # type: ignore[arg-type]
         header = self.horizontalHeader()
         header.setSectionResizeMode(COL_CREATED_BY, QHeaderView.ResizeMode.Stretch)
-        metrics = self.fontMetrics()
-        padding = 3 * metrics.horizontalAdvance(" ") + 12
-        for column, sample in (
-            (COL_SIZE, "999.9MB"),
-            (COL_SHARE, "Relative size"),
-            (COL_CREATED, "About a minute ago"),
-        ):
-            self.setColumnWidth(column, metrics.horizontalAdvance(sample) + padding)
+        self.fit_columns(
+            (
+                (COL_SIZE, "999.9MB"),
+                (COL_SHARE, "Relative size"),
+                (COL_CREATED, "About a minute ago"),
+            )
+        )

@@ -16,35 +16,26 @@ class ImageTableView(HintTableView):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setSortingEnabled(True)
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.style_as_rows()
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.setAlternatingRowColors(True)
-        self.setShowGrid(False)
-        self.setWordWrap(False)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.verticalHeader().setVisible(False)
-        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
         header = self.horizontalHeader()
-        header.setHighlightSections(False)
         header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
 
     def setModel(self, model: object) -> None:  # type: ignore[override]
         """Attach the (proxy) model and size the columns for their usual contents."""
         super().setModel(model)  # type: ignore[arg-type]
         header = self.horizontalHeader()
         header.setSectionResizeMode(COL_REPOSITORY, QHeaderView.ResizeMode.Stretch)
-        # Sized from typical contents, so IDs and ages are not cut in any font.
-        metrics = self.fontMetrics()
-        padding = 3 * metrics.horizontalAdvance(" ") + 12
-        for column, sample in (
-            (COL_TAG, "latest-1.25.3"),
-            (COL_ID, "0123456789ab"),
-            (COL_CREATED, "About a minute ago"),
-            (COL_SIZE, "999.9MB"),
-        ):
-            self.setColumnWidth(column, metrics.horizontalAdvance(sample) + padding)
+        self.fit_columns(
+            (
+                (COL_TAG, "latest-1.25.3"),
+                (COL_ID, "0123456789ab"),
+                (COL_CREATED, "About a minute ago"),
+                (COL_SIZE, "999.9MB"),
+            )
+        )
         self.sortByColumn(COL_CREATED, Qt.SortOrder.DescendingOrder)
 
     def selected_images(self) -> list[ImageSummary]:
