@@ -55,7 +55,7 @@ from core.models import (
 from core.reference import parse_reference
 from core.units import human_size
 from gui.icons import app_icon, icon
-from gui.models.images import ImageSortProxy, ImageTableModel, unique_size
+from gui.models.images import ImageSortProxy, ImageTableModel
 from gui.sources import Source, discover_sources, open_source, remember_source, remembered_source
 from gui.views.detail_pane import TAB_INSPECT, DetailPane
 from gui.views.filter_bar import FilterBar
@@ -683,7 +683,7 @@ class MainWindow(QMainWindow):
         self.count_label.setText(
             f"{total} {noun}" if shown == total else f"{shown} of {total} {noun}"
         )
-        self.size_label.setText(f"  Total size: {human_size(unique_size(self.model.images()))}")
+        self.size_label.setText(f"  Total size: {human_size(self.model.total_size())}")
         self._update_empty_text()
 
     def _update_empty_text(self) -> None:

@@ -1,13 +1,17 @@
-"""The image table: a model of ImageSummary rows and the proxy that sorts and filters it.
+"""The image table: a model of ImageSummary rows that sorts itself, and a proxy that filters.
 
-The model is updated in place (rows diffed by key) so a refresh keeps the selection and the
-scroll position. Sorting compares raw Python values from SORT_ROLE: Qt would squeeze sizes
-into 32-bit ints and get images over 2 GiB wrong.
+The model keeps its rows in display order and sorts them with list.sort on precomputed raw
+Python keys: Qt would squeeze sizes into 32-bit ints and get images over 2 GiB wrong, and a
+Python lessThan called n log n times through Qt froze the window for a second at 10,000 rows,
+where list.sort takes about ten milliseconds. A refresh changes rows in place, puts new rows
+at their sorted place and moves rows with a layout change, so views keep their selection and
+scroll position. The proxy only filters; its sort() hands the work to the model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
@@ -30,6 +34,17 @@ ROW_ROLE = int(Qt.ItemDataRole.UserRole) + 2
 
 NONE_TEXT = "<none>"
 RowKey = tuple[str, str | None, str | None]
+SortKeys = tuple[Any, ...]
+
+# Where a row's sort keys keep its identity, after one raw value per column: rows with equal
+# cells are ordered by it, so an order is the same after every refresh and a new row has one
+# exact place to go.
+IDENTITY_KEY = len(HEADERS)
+
+# Up to this many separate removals and insertions a refresh signals row by row (cheap, and
+# the views move nothing else); beyond it, one insertion at the end, one layout change and
+# one removal at the end cost the same whatever the number of rows that changed.
+FEW_CHANGES = 32
 
 
 def row_key(image: ImageSummary) -> RowKey:
@@ -42,16 +57,33 @@ def unique_size(images: Iterable[ImageSummary]) -> int:
     return sum({image.id: image.size for image in images}.values())
 
 
+def sort_keys(image: ImageSummary) -> SortKeys:
+    """Per column the raw value a row sorts by (bytes, timestamps, names), then its identity."""
+    repository, tag = image.repository, image.tag
+    return (
+        # Dangling rows sort after named ones, as `<none>` reads like an absence.
+        (repository is None, (repository or "").lower()),
+        (tag is None, (tag or "").lower()),
+        image.id,
+        image.created.timestamp(),
+        image.size,
+        (image.id, repository or "", tag or ""),
+    )
+
+
 class ImageTableModel(RowTableModel[ImageSummary]):
-    """One row per tag, like `docker images`; ROW_ROLE gives the ImageSummary back."""
+    """One row per tag, like `docker images`, in display order; ROW_ROLE gives the row back."""
 
     HEADERS = HEADERS
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        # Per row, the raw sort value of every column: the proxy compares these n log n
-        # times per sort, so they are computed once per change, not once per comparison.
-        self._sort_keys: list[tuple[Any, ...]] = []
+        # Per row, its sort_keys(): computed once per change, then every sort and every
+        # insertion compares these plain tuples at C speed.
+        self._sort_keys: list[SortKeys] = []
+        self._sort_column = -1
+        self._sort_order = Qt.SortOrder.AscendingOrder
+        self._total_size: int | None = None
 
     # Qt's interface
 
@@ -92,42 +124,55 @@ class ImageTableModel(RowTableModel[ImageSummary]):
             return QGuiApplication.palette().brush(QPalette.ColorRole.PlaceholderText)
         return None
 
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Order the rows by a column's raw values; column -1 keeps the order rows have now."""
+        if not 0 <= column < len(HEADERS):
+            self._sort_column = -1
+            return
+        self._sort_column = column
+        self._sort_order = order
+        rows = list(range(len(self._rows)))
+        rows.sort(key=self._row_order(), reverse=self._descending)
+        self._reorder(rows)
+
+    @property
+    def sort_column(self) -> int:
+        """The column rows are kept sorted by, or -1 when they keep the listing's order."""
+        return self._sort_column
+
+    @property
+    def sort_order(self) -> Qt.SortOrder:
+        """The direction of the sort."""
+        return self._sort_order
+
     # Updates
 
     def set_images(self, images: Sequence[ImageSummary]) -> None:
         """Make the rows equal images, changing rows in place so views keep their selection."""
         wanted = {row_key(image): image for image in images}
-        # Remove rows that went away, bottom-up in contiguous runs so indexes stay valid.
-        gone = [row for row, image in enumerate(self._rows) if row_key(image) not in wanted]
-        for first, last in reversed(_runs(gone)):
-            self.beginRemoveRows(QModelIndex(), first, last)
-            del self._rows[first : last + 1]
-            del self._sort_keys[first : last + 1]
-            self.endRemoveRows()
-        # Update rows whose content changed (size, created, containers...), announced as one
-        # range: ten thousand single-row signals would make the proxy re-sort ten thousand times.
-        present: set[RowKey] = set()
-        changed: list[int] = []
+        gone: list[int] = []
+        changed: set[int] = set()  # id() of the fresh rows, wherever they end up
+        moved = False
+        column = self._sort_column
         for row, image in enumerate(self._rows):
-            key = row_key(image)
-            present.add(key)
-            fresh = wanted[key]
-            if fresh != image:
+            fresh = wanted.pop(row_key(image), None)
+            if fresh is None:
+                gone.append(row)
+            elif fresh != image:
+                keys = sort_keys(fresh)
+                moved = moved or (column >= 0 and keys[column] != self._sort_keys[row][column])
                 self._rows[row] = fresh
-                self._sort_keys[row] = _sort_keys(fresh)
-                changed.append(row)
-        if changed:
-            self.dataChanged.emit(
-                self.index(changed[0], 0), self.index(changed[-1], len(HEADERS) - 1)
-            )
-        # Append the new rows; the sort proxy puts them where they belong.
-        added = [image for key, image in wanted.items() if key not in present]
-        if added:
-            first = len(self._rows)
-            self.beginInsertRows(QModelIndex(), first, first + len(added) - 1)
-            self._rows.extend(added)
-            self._sort_keys.extend(_sort_keys(image) for image in added)
-            self.endInsertRows()
+                self._sort_keys[row] = keys
+                changed.add(id(fresh))
+        added = list(wanted.values())  # what no current row matched, in listing order
+        gone_runs = _runs(gone)
+        if len(gone_runs) + len(added) > FEW_CHANGES:
+            self._replace_in_bulk(gone, added)
+        else:
+            self._replace_row_by_row(gone_runs, added, moved)
+        if gone or added or changed:
+            self._total_size = None
+        self._announce_changed(changed)
 
     def images(self) -> list[ImageSummary]:
         """The rows, in model order."""
@@ -136,6 +181,116 @@ class ImageTableModel(RowTableModel[ImageSummary]):
     def image_at(self, row: int) -> ImageSummary:
         """The image of a model row."""
         return self._rows[row]
+
+    def total_size(self) -> int:
+        """unique_size() of every row, kept until the rows change (the status bar asks often)."""
+        if self._total_size is None:
+            self._total_size = unique_size(self._rows)
+        return self._total_size
+
+    def sort_value(self, row: int, column: int) -> Any:
+        """The raw comparable value of a cell (what SORT_ROLE returns), without Qt in between."""
+        return self._sort_keys[row][column]
+
+    @staticmethod
+    def raw_sort_value(image: ImageSummary, column: int) -> Any:
+        """What a column sorts by: bytes, timestamps, lower-cased names (dangling last)."""
+        return sort_keys(image)[column] if 0 <= column < len(HEADERS) else None
+
+    def _replace_row_by_row(
+        self, gone_runs: list[tuple[int, int]], added: list[ImageSummary], moved: bool
+    ) -> None:
+        """A few changes: remove runs bottom-up, re-sort if a value moved, insert in place."""
+        for first, last in reversed(gone_runs):
+            self.beginRemoveRows(QModelIndex(), first, last)
+            del self._rows[first : last + 1]
+            del self._sort_keys[first : last + 1]
+            self.endRemoveRows()
+        if moved:
+            self.sort(self._sort_column, self._sort_order)
+        if self._sort_column < 0:
+            self._append(added)
+            return
+        for image in added:
+            keys = sort_keys(image)
+            row = self._insertion_row(keys)
+            self.beginInsertRows(QModelIndex(), row, row)
+            self._rows.insert(row, image)
+            self._sort_keys.insert(row, keys)
+            self.endInsertRows()
+
+    def _replace_in_bulk(self, gone: list[int], added: list[ImageSummary]) -> None:
+        """Many changes: append the new rows, sort with the gone ones last, cut those off."""
+        self._append(added)
+        gone_rows = set(gone)
+        staying = [row for row in range(len(self._rows)) if row not in gone_rows]
+        if self._sort_column >= 0:
+            staying.sort(key=self._row_order(), reverse=self._descending)
+        self._reorder(staying + gone)
+        if gone:
+            first = len(staying)
+            self.beginRemoveRows(QModelIndex(), first, len(self._rows) - 1)
+            del self._rows[first:]
+            del self._sort_keys[first:]
+            self.endRemoveRows()
+
+    def _append(self, added: list[ImageSummary]) -> None:
+        if not added:
+            return
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(added) - 1)
+        self._rows.extend(added)
+        self._sort_keys.extend(map(sort_keys, added))
+        self.endInsertRows()
+
+    def _reorder(self, order: list[int]) -> None:
+        """Put old row order[i] at row i, as one layout change that moves persistent indexes."""
+        if order == list(range(len(order))):
+            return
+        self.layoutAboutToBeChanged.emit()
+        new_row = [0] * len(order)
+        for new, old in enumerate(order):
+            new_row[old] = new
+        before = self.persistentIndexList()
+        after = [self.index(new_row[index.row()], index.column()) for index in before]
+        self._rows = [self._rows[row] for row in order]
+        self._sort_keys = [self._sort_keys[row] for row in order]
+        self.changePersistentIndexList(before, after)
+        self.layoutChanged.emit()
+
+    def _insertion_row(self, keys: SortKeys) -> int:
+        """Where a row with these sort keys belongs in the current sort order (binary search)."""
+        order_of = itemgetter(self._sort_column, IDENTITY_KEY)
+        target = order_of(keys)
+        descending = self._descending
+        low, high = 0, len(self._sort_keys)
+        while low < high:
+            middle = (low + high) // 2
+            here = order_of(self._sort_keys[middle])
+            if (here > target) if descending else (here < target):
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+    def _announce_changed(self, changed: set[int]) -> None:
+        """One dataChanged per run of consecutive changed rows, at the rows' final places."""
+        if not changed:
+            return
+        rows = [row for row, image in enumerate(self._rows) if id(image) in changed]
+        last_column = len(HEADERS) - 1
+        for first, last in _runs(rows):
+            self.dataChanged.emit(self.index(first, 0), self.index(last, last_column))
+
+    def _row_order(self) -> Callable[[int], Any]:
+        """A key function giving a row number its place in the current sort column's order."""
+        order_of = itemgetter(self._sort_column, IDENTITY_KEY)
+        keys = self._sort_keys
+        return lambda row: order_of(keys[row])
+
+    @property
+    def _descending(self) -> bool:
+        return self._sort_order == Qt.SortOrder.DescendingOrder
 
     # Cell contents
 
@@ -153,26 +308,6 @@ class ImageTableModel(RowTableModel[ImageSummary]):
             return human_size(image.size)
         return ""
 
-    def sort_value(self, row: int, column: int) -> Any:
-        """The raw comparable value of a cell (what SORT_ROLE returns), without Qt in between."""
-        return self._sort_keys[row][column]
-
-    @staticmethod
-    def raw_sort_value(image: ImageSummary, column: int) -> Any:
-        """What a column sorts by: bytes, timestamps, lower-cased names (dangling last)."""
-        if column == COL_REPOSITORY:
-            # Dangling rows sort after named ones, as `<none>` reads like an absence.
-            return (image.repository is None, (image.repository or "").lower())
-        if column == COL_TAG:
-            return (image.tag is None, (image.tag or "").lower())
-        if column == COL_ID:
-            return image.id
-        if column == COL_CREATED:
-            return image.created.timestamp()
-        if column == COL_SIZE:
-            return image.size
-        return None
-
     @staticmethod
     def _tooltip(image: ImageSummary, column: int) -> str | None:
         if column == COL_ID:
@@ -187,20 +322,30 @@ class ImageTableModel(RowTableModel[ImageSummary]):
 
 
 class ImageSortProxy(QSortFilterProxyModel):
-    """Sorts by SORT_ROLE in Python (64-bit safe); filters by text and hides dangling rows."""
+    """Filters by text and hides dangling rows; sorting is the source model's own sort()."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._text = ""
         self._show_dangling = True
         self._table: ImageTableModel | None = None
-        self.setSortRole(SORT_ROLE)
         self.setDynamicSortFilter(True)
 
     def setSourceModel(self, model: Any) -> None:
-        """Sort and filter model; an ImageTableModel is read directly, without QVariant."""
+        """Filter model; an ImageTableModel is read directly, without QVariant."""
         self._table = model if isinstance(model, ImageTableModel) else None
         super().setSourceModel(model)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Let the source model sort itself; this proxy's own sort column stays -1.
+
+        A proxy sort would compare through a Python lessThan n log n times on the GUI
+        thread; the source model sorts its precomputed keys with list.sort instead, and the
+        proxy, which does not sort, follows the source order.
+        """
+        source = self.sourceModel()
+        if source is not None:
+            source.sort(column, order)
 
     @property
     def filter_text(self) -> str:
@@ -248,22 +393,6 @@ class ImageSortProxy(QSortFilterProxyModel):
             haystack += f" {image.repository}:{image.tag}".lower()
         return self._text in haystack
 
-    def lessThan(self, left: ModelIndex, right: ModelIndex) -> bool:
-        """Compare raw Python values; Qt's own comparison would overflow at 2 GiB."""
-        table = self._table
-        if table is not None:
-            # Straight to the Python values: a sort makes n log n of these calls, and a trip
-            # through QVariant for each value doubles the time.
-            column = left.column()
-            return bool(
-                table.sort_value(left.row(), column) < table.sort_value(right.row(), column)
-            )
-        left_value = left.data(SORT_ROLE)
-        right_value = right.data(SORT_ROLE)
-        if left_value is None or right_value is None:
-            return left_value is None and right_value is not None
-        return bool(left_value < right_value)
-
     def image_at(self, row: int) -> ImageSummary:
         """The image shown in a proxy row."""
         image = self.index(row, 0).data(ROW_ROLE)
@@ -273,11 +402,6 @@ class ImageSortProxy(QSortFilterProxyModel):
     def visible_images(self) -> list[ImageSummary]:
         """The rows that pass the filter, in display order."""
         return [self.image_at(row) for row in range(self.rowCount())]
-
-
-def _sort_keys(image: ImageSummary) -> tuple[Any, ...]:
-    """The raw sort value of each column of a row, in column order."""
-    return tuple(ImageTableModel.raw_sort_value(image, column) for column in range(len(HEADERS)))
 
 
 def _runs(rows: list[int]) -> list[tuple[int, int]]:
