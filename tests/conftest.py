@@ -15,6 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import Services, running_services  # noqa: E402
 
+from core.engine.backend import DockerEngineBackend  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
@@ -27,6 +29,14 @@ def services() -> Iterator[Services]:
 def engine_url(services: Services) -> str:
     """The Docker Engine API URL of the private dockerd."""
     return services.engine_url
+
+
+@pytest.fixture
+def engine(services: Services) -> Iterator[DockerEngineBackend]:
+    """The engine back end on the private dockerd, closed after the test."""
+    backend = DockerEngineBackend(services.engine_url)
+    yield backend
+    backend.close()
 
 
 @pytest.fixture

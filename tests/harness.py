@@ -319,3 +319,22 @@ def registry_manifest(services: Services, repository: str, tag: str) -> dict[str
     )
     with urllib.request.urlopen(request, timeout=10) as reply:
         return dict(json.loads(reply.read()))
+
+
+def import_random_image(services: Services, prefix: str, size: int) -> str:
+    """A new one-layer image in dockerd (payload.bin of size random bytes); returns its name."""
+    name = f"{prefix}-{os.urandom(4).hex()}:v1"
+    payload = os.urandom(size)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("payload.bin")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    subprocess.run(
+        ["docker", "import", "-", name],
+        input=buffer.getvalue(),
+        env=services.docker_env,
+        check=True,
+        capture_output=True,
+    )
+    return name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,22 +16,6 @@ from gui.dialogs.build_records import BuildHistory, BuildRecord
 from gui.workers import TaskRunner
 
 BUILD_TIMEOUT_MS = 120_000
-
-
-@pytest.fixture
-def runner() -> Iterator[TaskRunner]:
-    """A task runner drained at the end of the test, so no thread outlives it."""
-    tasks = TaskRunner()
-    yield tasks
-    assert tasks.shutdown()
-
-
-@pytest.fixture
-def backend(services: Services) -> Iterator[DockerEngineBackend]:
-    """The engine back end on the test dockerd."""
-    engine = DockerEngineBackend(services.engine_url)
-    yield engine
-    engine.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,14 +20,6 @@ from gui.dialogs.build_records import BuildHistory, BuildRecord
 from gui.workers import TaskRunner
 
 TIMEOUT_MS = 120_000
-
-
-@pytest.fixture
-def runner() -> Iterator[TaskRunner]:
-    """A task runner drained at the end of the test."""
-    tasks = TaskRunner()
-    yield tasks
-    assert tasks.shutdown()
 
 
 @pytest.fixture

@@ -17,22 +17,6 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
-def runner() -> Iterator[TaskRunner]:
-    """A task runner drained at the end of the test."""
-    tasks = TaskRunner()
-    yield tasks
-    assert tasks.shutdown()
-
-
-@pytest.fixture
-def backend(services: Services) -> Iterator[DockerEngineBackend]:
-    """The engine back end on the test dockerd."""
-    engine = DockerEngineBackend(services.engine_url)
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
 def container(services: Services) -> Iterator[str]:
     """A stopped container that wrote a file, removed afterwards."""
     name = f"dialogs-commit-{uuid.uuid4().hex[:8]}"

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import subprocess
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Services
+from harness import Services, import_random_image
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
-from core.backend import Backend, open_engine, open_store
+from core.backend import Backend, open_store
 from core.errors import Cancelled, NotFound
 from core.store.layout import Layout
 from gui.dialogs.copy_image import CopyImageDialog
@@ -29,40 +26,6 @@ from gui.sources import Source, engine_label
 from gui.workers import TaskRunner
 
 TIMEOUT_MS = 60_000
-
-
-@pytest.fixture
-def runner() -> Iterator[TaskRunner]:
-    """A task runner drained at the end of the test."""
-    tasks = TaskRunner()
-    yield tasks
-    assert tasks.shutdown()
-
-
-@pytest.fixture
-def engine(services: Services) -> Iterator[Backend]:
-    """The engine back end on the test dockerd."""
-    backend = open_engine(services.engine_url)
-    yield backend
-    backend.close()
-
-
-def _unique_image(services: Services, size: int) -> str:
-    name = f"dlgcopy-{os.urandom(4).hex()}:v1"
-    payload = os.urandom(size)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("payload.bin")
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
-    subprocess.run(
-        ["docker", "import", "-", name],
-        input=buffer.getvalue(),
-        env=services.docker_env,
-        check=True,
-        capture_output=True,
-    )
-    return name
 
 
 def _sources(services: Services, store_path: Path) -> tuple[Source, Source]:
@@ -94,7 +57,7 @@ def _copy(qtbot: QtBot, dialog: CopyImageDialog) -> object:
 def test_copy_from_the_engine_into_the_store_keeps_the_id(
     qtbot: QtBot, runner: TaskRunner, services: Services, engine: Backend, store_path: Path
 ) -> None:
-    name = _unique_image(services, 3 * 1024 * 1024)
+    name = import_random_image(services, "dlgcopy", 3 * 1024 * 1024)
     engine_source, store_source = _sources(services, store_path)
     dialog = _dialog(qtbot, runner, engine, [name], [engine_source, store_source], engine_source)
     assert dialog.target == store_source
@@ -134,7 +97,7 @@ def test_copy_of_a_missing_image_is_shown_inline(
 def test_cancelled_copy_leaves_the_store_empty(
     qtbot: QtBot, runner: TaskRunner, services: Services, engine: Backend, store_path: Path
 ) -> None:
-    name = _unique_image(services, 24 * 1024 * 1024)
+    name = import_random_image(services, "dlgcopy", 24 * 1024 * 1024)
     engine_source, store_source = _sources(services, store_path)
     dialog = _dialog(qtbot, runner, engine, [name], [engine_source, store_source], engine_source)
     with qtbot.waitSignal(dialog.copyFinished, timeout=TIMEOUT_MS) as blocker:
@@ -154,7 +117,7 @@ def test_copy_dialog_screenshot(
     store_path: Path,
     tmp_path: Path,
 ) -> None:
-    name = _unique_image(services, 5 * 1024 * 1024)
+    name = import_random_image(services, "dlgcopy", 5 * 1024 * 1024)
     # A short store path, as a user's would be, rather than pytest's long one.
     short = Path(tempfile.mkdtemp(prefix="store-"))
     engine_source, store_source = _sources(services, short)

@@ -18,22 +18,6 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
-def runner() -> Iterator[TaskRunner]:
-    """A task runner drained at the end of the test."""
-    tasks = TaskRunner()
-    yield tasks
-    assert tasks.shutdown()
-
-
-@pytest.fixture
-def backend(services: Services) -> Iterator[DockerEngineBackend]:
-    """The engine back end on the test dockerd."""
-    engine = DockerEngineBackend(services.engine_url)
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
 def own_image(services: Services) -> Iterator[str]:
     """An image with one tag that nothing else shares, removed again afterwards."""
     reference = f"dialogs/delete-{uuid.uuid4().hex[:8]}:1"

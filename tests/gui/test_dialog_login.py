@@ -20,14 +20,6 @@ from gui.workers import TaskRunner
 TIMEOUT_MS = 30_000
 
 
-@pytest.fixture
-def runner() -> Iterator[TaskRunner]:
-    """A task runner drained at the end of the test."""
-    tasks = TaskRunner()
-    yield tasks
-    assert tasks.shutdown()
-
-
 @pytest.fixture(scope="module", params=["basic", "token"])
 def registry(
     request: pytest.FixtureRequest, services: Services, tmp_path_factory: pytest.TempPathFactory

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,22 +18,6 @@ from gui.workers import TaskRunner
 
 PULL_TIMEOUT_MS = 120_000
 LARGE_IMAGE_BYTES = 60 * 1000 * 1000
-
-
-@pytest.fixture
-def runner() -> Iterator[TaskRunner]:
-    """A task runner drained at the end of the test."""
-    tasks = TaskRunner()
-    yield tasks
-    assert tasks.shutdown()
-
-
-@pytest.fixture
-def backend(services: Services) -> Iterator[DockerEngineBackend]:
-    """The engine back end on the test dockerd."""
-    engine = DockerEngineBackend(services.engine_url)
-    yield engine
-    engine.close()
 
 
 @pytest.fixture(scope="module")

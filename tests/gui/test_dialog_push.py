@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Services
+from harness import Services, import_random_image
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from core.backend import Backend, open_engine, open_store
+from core.backend import Backend, open_store
 from core.errors import Cancelled, NotFound
 from core.models import CancelToken, ignore_events
 from gui.dialogs.push import PushDialog
@@ -24,45 +22,11 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
-def runner() -> Iterator[TaskRunner]:
-    """A task runner drained at the end of the test."""
-    tasks = TaskRunner()
-    yield tasks
-    assert tasks.shutdown()
-
-
-@pytest.fixture
-def engine(services: Services) -> Iterator[Backend]:
-    """The engine back end on the test dockerd."""
-    backend = open_engine(services.engine_url)
-    yield backend
-    backend.close()
-
-
-def _unique_image(services: Services, size: int = 1024) -> str:
-    name = f"dlgpush-{os.urandom(4).hex()}:v1"
-    payload = os.urandom(size)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("payload.bin")
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
-    subprocess.run(
-        ["docker", "import", "-", name],
-        input=buffer.getvalue(),
-        env=services.docker_env,
-        check=True,
-        capture_output=True,
-    )
-    return name
-
-
-@pytest.fixture
 def store_with_image(
     services: Services, engine: Backend, store_path: Path
 ) -> Iterator[tuple[Backend, str]]:
     """A store holding a fresh image (loaded from dockerd); yields (store, name)."""
-    name = _unique_image(services, 2 * 1024 * 1024)
+    name = import_random_image(services, "dlgpush", 2 * 1024 * 1024)
     archive = io.BytesIO()
     engine.save([name], archive, ignore_events, CancelToken())
     archive.seek(0)
@@ -116,7 +80,7 @@ def test_push_under_a_registry_name_tags_then_pushes_from_the_store(
 def test_push_from_the_engine_shows_the_digest(
     qtbot: QtBot, runner: TaskRunner, services: Services, engine: Backend
 ) -> None:
-    name = _unique_image(services)
+    name = import_random_image(services, "dlgpush", 1024)
     target = services.registry_ref(f"dialog-engine/{name.split(':')[0]}", "v2")
     dialog = _dialog(qtbot, runner, engine, name)
     dialog.target_field.setText(target)

@@ -43,22 +43,6 @@ ANSI_BUILD = [
 
 
 @pytest.fixture
-def runner() -> Iterator[TaskRunner]:
-    """A task runner drained at the end of the test."""
-    tasks = TaskRunner()
-    yield tasks
-    assert tasks.shutdown()
-
-
-@pytest.fixture
-def backend(services: Services) -> Iterator[DockerEngineBackend]:
-    """The engine back end on the test dockerd."""
-    engine = DockerEngineBackend(services.engine_url)
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
 def shots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Where the PNGs go; the build history is kept in a temporary folder."""
     monkeypatch.setenv("LAYERDECK_DATA", str(tmp_path / "data"))

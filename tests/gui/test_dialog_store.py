@@ -19,14 +19,6 @@ TIMEOUT_MS = 120_000
 
 
 @pytest.fixture
-def runner() -> Iterator[TaskRunner]:
-    """A task runner drained at the end of the test."""
-    tasks = TaskRunner()
-    yield tasks
-    assert tasks.shutdown()
-
-
-@pytest.fixture
 def store(store_path: Path) -> Iterator[StoreBackend]:
     """A fresh built-in store."""
     backend = StoreBackend(store_path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,6 @@ from harness import Services
 from core.engine.backend import DockerEngineBackend
 from core.errors import BuildFailed, Cancelled, InvalidArgument, NotFound
 from core.models import BuildOptions, BuildStep, CancelToken, Event, LogLine
-
-
-@pytest.fixture
-def engine(services: Services) -> Iterator[DockerEngineBackend]:
-    """The engine back end on the private dockerd."""
-    backend = DockerEngineBackend(services.engine_url)
-    yield backend
-    backend.close()
 
 
 @pytest.fixture

@@ -15,14 +15,6 @@ from core.models import CancelToken, CommitOptions, ContainerSpec, Event, LogLin
 
 
 @pytest.fixture
-def engine(services: Services) -> Iterator[DockerEngineBackend]:
-    """The engine back end on the private dockerd."""
-    backend = DockerEngineBackend(services.engine_url)
-    yield backend
-    backend.close()
-
-
-@pytest.fixture
 def name() -> str:
     """A container name no other test uses."""
     return f"engine-c-{uuid.uuid4().hex[:10]}"

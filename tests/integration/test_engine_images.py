@@ -27,14 +27,6 @@ from core.models import CancelToken, ContainerSpec, Event, LayerProgress, Remova
 
 
 @pytest.fixture
-def engine(services: Services) -> Iterator[DockerEngineBackend]:
-    """The engine back end on the private dockerd."""
-    backend = DockerEngineBackend(services.engine_url)
-    yield backend
-    backend.close()
-
-
-@pytest.fixture
 def repository() -> str:
     """A repository name no other test uses."""
     return f"engine-images/r{uuid.uuid4().hex[:10]}"

@@ -23,14 +23,6 @@ from core.errors import (
 from core.models import CancelToken, Event, LayerProgress, Notice
 
 
-@pytest.fixture
-def engine(services: Services) -> Iterator[DockerEngineBackend]:
-    """The engine back end on the private dockerd."""
-    backend = DockerEngineBackend(services.engine_url)
-    yield backend
-    backend.close()
-
-
 def _exists(services: Services, ref: str) -> bool:
     return services.docker("image", "inspect", ref, check=False).returncode == 0
 

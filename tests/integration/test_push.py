@@ -21,7 +21,7 @@ import pytest
 from harness import Services
 from registry_tools import AuthRegistry, auth_registry
 
-from core.backend import Backend, open_engine, open_store
+from core.backend import Backend
 from core.errors import Cancelled, NotFound
 from core.models import CancelToken, Event, LayerProgress, Notice, ignore_events
 from core.store.credentials import login
@@ -53,22 +53,6 @@ def _engine_id(services: Services, ref: str, env: dict[str, str] | None = None) 
         check=True,
     )
     return result.stdout.strip()
-
-
-@pytest.fixture
-def engine(services: Services) -> Iterator[Backend]:
-    """The engine back end on the test dockerd."""
-    backend = open_engine(services.engine_url)
-    yield backend
-    backend.close()
-
-
-@pytest.fixture
-def store(store_path: Path) -> Iterator[Backend]:
-    """An empty store."""
-    backend = open_store(store_path)
-    yield backend
-    backend.close()
 
 
 def _into_store(engine: Backend, store: Backend, ref: str) -> str:

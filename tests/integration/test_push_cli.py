@@ -7,12 +7,11 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Services
+from harness import Services, import_random_image
 from registry_tools import AuthRegistry, auth_registry
 
 from core.cli import EXIT_FAILED, EXIT_OK, Terminal, run_cli
@@ -23,23 +22,6 @@ def _cli(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     status = run_cli(list(argv), Terminal(out, err))
     return status, out.getvalue(), err.getvalue()
-
-
-def _unique_image(services: Services) -> str:
-    name = f"clipush-{os.urandom(4).hex()}:v1"
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("note.txt")
-        info.size = 4
-        tar.addfile(info, io.BytesIO(b"hey\n"))
-    subprocess.run(
-        ["docker", "import", "-", name],
-        input=buffer.getvalue(),
-        env=services.docker_env,
-        check=True,
-        capture_output=True,
-    )
-    return name
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +82,7 @@ def test_logout_removes_the_login(
 def test_copy_to_the_store_then_push_from_it(
     services: Services, store_path: Path, docker_config: Path
 ) -> None:
-    name = _unique_image(services)
+    name = import_random_image(services, "clipush", 4)
     status, out, err = _cli(
         "--engine", services.engine_url, "copy", "--to", f"store:{store_path}", name
     )
@@ -168,7 +150,7 @@ def test_login_with_a_credential_store_keeps_no_secret_in_the_config(
     saved = json.loads((tmp_path / "secrets.json").read_text())
     assert saved[basic_registry.address]["Secret"] == basic_registry.password
     # docker itself reads the login through the same helper.
-    name = _unique_image(services)
+    name = import_random_image(services, "clipush", 4)
     target = f"{basic_registry.address}/helper/{name.split(':')[0]}:v1"
     env = dict(os.environ)
     env.update(DOCKER_HOST=services.engine_url, DOCKER_CONFIG=str(docker_config))

@@ -2,62 +2,22 @@
 
 from __future__ import annotations
 
-import io
-import os
-import subprocess
-import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Services
+from harness import Services, import_random_image
 
-from core.backend import Backend, open_engine, open_store
+from core.backend import Backend, open_store
 from core.errors import Cancelled, NotFound
 from core.models import CancelToken, Event, LayerProgress, Notice
 from core.store.layout import Layout
 from core.transfer import COPY_STATUS, copy_images
 
 
-def _unique_image(services: Services) -> str:
-    """A new one-layer image in dockerd, made with docker import; returns its name."""
-    name = f"copysrc-{os.urandom(4).hex()}:v1"
-    content = os.urandom(256 * 1024)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("payload.bin")
-        info.size = len(content)
-        tar.addfile(info, io.BytesIO(content))
-    subprocess.run(
-        ["docker", "import", "-", name],
-        input=buffer.getvalue(),
-        env=services.docker_env,
-        check=True,
-        capture_output=True,
-    )
-    return name
-
-
-@pytest.fixture
-def engine(services: Services) -> Iterator[Backend]:
-    """The engine back end on the test dockerd."""
-    backend = open_engine(services.engine_url)
-    yield backend
-    backend.close()
-
-
-@pytest.fixture
-def store(store_path: Path) -> Iterator[Backend]:
-    """An empty store."""
-    backend = open_store(store_path)
-    yield backend
-    backend.close()
-
-
 def test_engine_to_store_to_engine_keeps_the_image_id(
     services: Services, engine: Backend, store: Backend
 ) -> None:
-    name = _unique_image(services)
+    name = import_random_image(services, "copysrc", 256 * 1024)
     image_id = engine.inspect_image(name)["Id"]
     copy_images(engine, store, [name], lambda event: None, CancelToken())
     assert store.inspect_image(name)["Id"] == image_id
@@ -70,7 +30,7 @@ def test_engine_to_store_to_engine_keeps_the_image_id(
 def test_copy_reports_bytes_streamed_up_to_the_total(
     services: Services, engine: Backend, store: Backend
 ) -> None:
-    name = _unique_image(services)
+    name = import_random_image(services, "copysrc", 256 * 1024)
     events: list[Event] = []
     copy_images(engine, store, [name], events.append, CancelToken())
     progress = [e for e in events if isinstance(e, LayerProgress) and e.status == COPY_STATUS]
@@ -92,7 +52,7 @@ def test_copy_of_a_missing_image_says_so_and_loads_nothing(
 def test_cancelled_copy_into_the_store_leaves_nothing(
     services: Services, engine: Backend, store: Backend, store_path: Path
 ) -> None:
-    name = _unique_image(services)
+    name = import_random_image(services, "copysrc", 256 * 1024)
     cancel = CancelToken()
 
     def cancel_on_first_progress(event: Event) -> None:
@@ -108,7 +68,7 @@ def test_cancelled_copy_into_the_store_leaves_nothing(
 def test_cancelled_copy_into_the_engine_loads_nothing(
     services: Services, engine: Backend, store: Backend
 ) -> None:
-    name = _unique_image(services)
+    name = import_random_image(services, "copysrc", 256 * 1024)
     copy_images(engine, store, [name], lambda event: None, CancelToken())
     engine.remove_image(name)
     cancel = CancelToken()
@@ -126,7 +86,7 @@ def test_cancelled_copy_into_the_engine_loads_nothing(
 def test_copy_between_two_stores_keeps_the_tag(
     services: Services, engine: Backend, store: Backend, tmp_path: Path
 ) -> None:
-    name = _unique_image(services)
+    name = import_random_image(services, "copysrc", 256 * 1024)
     copy_images(engine, store, [name], lambda event: None, CancelToken())
     other = open_store(tmp_path / "other-store")
     try:
