@@ -953,7 +953,7 @@ def _nop_comment(
     escape = env.escape if env is not None else "\\"
     if keyword in ("CMD", "ENTRYPOINT"):
         value = config.get("Cmd" if keyword == "CMD" else "Entrypoint") or []
-        return f"{keyword} [{' '.join(_go_quote(item) for item in value)}]"
+        return f"{keyword} {go_quoted_list(value)}"
     if keyword in ("ENV", "LABEL", "ARG"):
         if keyword == "ARG":
             pairs = [
@@ -970,7 +970,7 @@ def _nop_comment(
     if keyword == "SHELL":
         return f"SHELL [{' '.join(instruction.arguments)}]"
     if keyword == "HEALTHCHECK":
-        return "HEALTHCHECK " + _go_healthcheck(config.get("Healthcheck") or {})
+        return "HEALTHCHECK " + go_healthcheck(config.get("Healthcheck") or {})
     if keyword == "ONBUILD":
         return "ONBUILD " + re.sub(r"(?i)^\s*ONBUILD\s*", "", instruction.original)
     if keyword in ("USER", "STOPSIGNAL"):
@@ -998,6 +998,11 @@ def _go_quote(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def go_quoted_list(values: Sequence[str]) -> str:
+    """Go's %q of a string slice, as docker writes CMD and ENTRYPOINT: `["a" "b"]`."""
+    return f"[{' '.join(_go_quote(item) for item in values)}]"
+
+
 def _go_duration(nanoseconds: int) -> str:
     """Go's time.Duration.String(): 0s, 500ms, 5s, 1m30s, 1h0m0s."""
     if nanoseconds == 0:
@@ -1020,9 +1025,9 @@ def _trim(value: float) -> str:
     return f"{value:.9f}".rstrip("0").rstrip(".")
 
 
-def _go_healthcheck(health: Mapping[str, Any]) -> str:
+def go_healthcheck(health: Mapping[str, Any]) -> str:
     """`&{["CMD" "true"] "30s" "0s" "0s" '\\x03'}`: docker's %q of its HealthConfig."""
-    test = " ".join(_go_quote(item) for item in health.get("Test") or [])
+    test = go_quoted_list(list(health.get("Test") or []))
     durations = " ".join(
         _go_quote(_go_duration(int(health.get(key) or 0)))
         for key in ("Interval", "Timeout", "StartPeriod")
@@ -1032,7 +1037,7 @@ def _go_healthcheck(health: Mapping[str, Any]) -> str:
         rune = f"'{chr(retries)}'"
     else:
         rune = f"'\\x{retries:02x}'" if retries < 0x80 else f"'\\u{retries:04x}'"
-    return f"&{{[{test}] {durations} {rune}}}"
+    return f"&{{{test} {durations} {rune}}}"
 
 
 # ---------------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ from core.dockerfile import (
     Stage,
     StageEnvironment,
     expand,
+    go_healthcheck,
+    go_quoted_list,
     meta_arg_values,
     parse,
     read_and_check,
@@ -1097,60 +1099,17 @@ def _nop_comment(
         return f"{keyword} " + " ".join(f"{k}={v}" for k, v in pairs)
     if keyword in ("CMD", "ENTRYPOINT"):
         value = run_config.get("Cmd" if keyword == "CMD" else "Entrypoint") or []
-        return f"{keyword} {_go_quoted(value)}"
+        return f"{keyword} {go_quoted_list(value)}"
     if keyword == "SHELL":
         return f"SHELL [{' '.join(run_config.get('Shell') or [])}]"
     if keyword == "VOLUME":
         return f"VOLUME [{' '.join(arguments)}]"
     if keyword == "HEALTHCHECK":
-        # Go's %q of docker's HealthConfig struct: the test, three durations, the retries.
-        health = run_config.get("Healthcheck") or {}
-        durations = " ".join(
-            f'"{_go_duration(int(health.get(key) or 0))}"'
-            for key in ("Interval", "Timeout", "StartPeriod")
-        )
-        retries = _go_rune(int(health.get("Retries") or 0))
-        test = _go_quoted(list(health.get("Test") or []))
-        return f"HEALTHCHECK &{{{test} {durations} {retries}}}"
+        return "HEALTHCHECK " + go_healthcheck(run_config.get("Healthcheck") or {})
     if keyword == "ONBUILD":
         triggers = run_config.get("OnBuild") or []
         return f"ONBUILD {triggers[-1] if triggers else ''}"
     return f"{keyword} {' '.join(arguments)}"
-
-
-def _go_quoted(values: list[str]) -> str:
-    """Go's %q of a string slice: `["a" "b"]`."""
-    return "[" + " ".join(json.dumps(value, ensure_ascii=False) for value in values) + "]"
-
-
-def _go_duration(nanoseconds: int) -> str:
-    """Go's time.Duration.String() for whole units: 0s, 3s, 1m30s, 1h0m0s, 500ms."""
-    if nanoseconds == 0:
-        return "0s"
-    if nanoseconds < 1_000_000_000:
-        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
-            if nanoseconds >= size:
-                value = nanoseconds / size
-                text = f"{value:.9f}".rstrip("0").rstrip(".")
-                return f"{text}{unit}"
-    seconds = nanoseconds / 1_000_000_000
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    text = f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
-    if hours:
-        return f"{int(hours)}h{int(minutes)}m{text}"
-    if minutes:
-        return f"{int(minutes)}m{text}"
-    return text
-
-
-def _go_rune(value: int) -> str:
-    """Go's %q of an integer: the character it codes, quoted."""
-    if 32 <= value < 127 and chr(value) not in "'\\":
-        return f"'{chr(value)}'"
-    if value < 256:
-        return f"'\\x{value:02x}'"
-    return f"'\\u{value:04x}'"
 
 
 def _go_arch() -> str:
