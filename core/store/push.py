@@ -25,8 +25,6 @@ import json
 import logging
 import os
 import secrets
-import threading
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -35,7 +33,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from core.errors import NotFound, RegistryError, StoreCorrupt
-from core.models import CancelToken, EventSink, LayerProgress, Notice
+from core.models import CancelToken, EventSink
 from core.reference import Reference
 from core.store.layout import (
     ANNOTATION_REPO_DIGEST,
@@ -47,6 +45,7 @@ from core.store.layout import (
     Descriptor,
     Layout,
 )
+from core.store.progress import LayerEvents
 from core.store.pull import StopFlag, _raise_first, short_id
 from core.store.registry import RegistryClient
 from core.store.summary import platform_manifest
@@ -58,7 +57,6 @@ log = logging.getLogger(__name__)
 GZIP_LEVEL = 2
 STDLIB_GZIP_LEVEL = 1
 PARALLEL_UPLOADS = 3
-PROGRESS_INTERVAL = 0.1
 COMPRESSED_CACHE = "push-gzip"
 BLOB_SOURCES = "blob-sources"
 _CHUNK = 1 << 20
@@ -77,34 +75,6 @@ class OutgoingBlob:
     size: int
     path: Path
     media_type: str
-
-
-class _PushProgress:
-    """Serialises events from the upload threads and throttles Pushing updates."""
-
-    def __init__(self, on_event: EventSink) -> None:
-        self._on_event = on_event
-        self._lock = threading.Lock()
-        self._last: dict[str, float] = {}
-
-    def emit(self, layer: str, status: str, current: int = 0, total: int = 0) -> None:
-        """A status change for a layer."""
-        with self._lock:
-            self._on_event(LayerProgress(layer, status, current, total))
-
-    def pushing(self, layer: str, current: int, total: int) -> None:
-        """A Pushing update, at most every PROGRESS_INTERVAL per layer (and at 100 %)."""
-        now = time.monotonic()
-        with self._lock:
-            if current < total and now - self._last.get(layer, 0.0) < PROGRESS_INTERVAL:
-                return
-            self._last[layer] = now
-            self._on_event(LayerProgress(layer, "Pushing", current, total))
-
-    def notice(self, text: str) -> None:
-        """A status line (the pushed digest)."""
-        with self._lock:
-            self._on_event(Notice(text))
 
 
 class _UploadBody:
@@ -164,7 +134,7 @@ def push_image(
         raise StoreCorrupt(f"the manifest of {name} has no config or no layer list")
     client = client or RegistryClient(reference.domain)
     repository = reference.path
-    progress = _PushProgress(on_event)
+    progress = LayerEvents(on_event, "Pushing")
     progress.notice(f"The push refers to repository [{reference.name}]")
     cancel.raise_if_cancelled()
 
@@ -200,7 +170,7 @@ def _push_layers(
     layers: list[dict[str, Any]],
     sources: Mapping[str, list[str]],
     stop: StopFlag,
-    progress: _PushProgress,
+    progress: LayerEvents,
 ) -> list[dict[str, Any]]:
     """Upload every layer the registry lacks, PARALLEL_UPLOADS at a time; their descriptors."""
 
@@ -220,7 +190,7 @@ def _push_layers(
             blob,
             candidates[0] if candidates else None,
             stop,
-            lambda sent: progress.pushing(shown, sent, blob.size),
+            lambda sent: progress.moving(shown, sent, blob.size),
         )
         progress.emit(shown, status)
         _record_source(layout, client.host, blob.digest, repository)
