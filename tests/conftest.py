@@ -40,6 +40,15 @@ def engine(services: Services) -> Iterator[DockerEngineBackend]:
 
 
 @pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty DOCKER_CONFIG directory for this test (the process and the docker CLI share it)."""
+    directory = tmp_path / "docker-config"
+    directory.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(directory))
+    return directory
+
+
+@pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     """A fresh, empty directory for a built-in store."""
     path = tmp_path / "store"

@@ -29,15 +29,6 @@ def registry(
         yield reg
 
 
-@pytest.fixture
-def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty DOCKER_CONFIG directory for this test."""
-    directory = tmp_path / "docker-config"
-    directory.mkdir()
-    monkeypatch.setenv("DOCKER_CONFIG", str(directory))
-    return directory
-
-
 def _dialog(qtbot: QtBot, runner: TaskRunner, server: str) -> LoginDialog:
     dialog = LoginDialog(None, runner=runner, server=server)
     qtbot.addWidget(dialog)

@@ -218,15 +218,6 @@ def auth_reg(
         yield reg
 
 
-@pytest.fixture
-def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty DOCKER_CONFIG for this test (the process and the docker CLI share it)."""
-    directory = tmp_path / "docker-config"
-    directory.mkdir()
-    monkeypatch.setenv("DOCKER_CONFIG", str(directory))
-    return directory
-
-
 def test_login_saves_credentials_docker_pulls_with(
     services: Services,
     auth_reg: AuthRegistry,

@@ -33,15 +33,6 @@ def basic_registry(
         yield registry
 
 
-@pytest.fixture
-def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty DOCKER_CONFIG for this test."""
-    directory = tmp_path / "docker-config"
-    directory.mkdir()
-    monkeypatch.setenv("DOCKER_CONFIG", str(directory))
-    return directory
-
-
 def test_login_with_password_stdin_saves_the_login(
     basic_registry: AuthRegistry, docker_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
