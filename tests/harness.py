@@ -12,6 +12,7 @@ Everything is stopped and removed at the end, also after a failure or Ctrl+C.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import io
 import json
 import logging
@@ -22,11 +23,13 @@ import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -338,3 +341,25 @@ def import_random_image(services: Services, prefix: str, size: int) -> str:
         capture_output=True,
     )
     return name
+
+
+@contextlib.contextmanager
+def serve_directory(root: Path) -> Iterator[str]:
+    """Serve root's files over HTTP on 127.0.0.1 for the block; yields the base URL."""
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

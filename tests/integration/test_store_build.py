@@ -5,15 +5,13 @@ Base images come from the test registry; RUN steps run in real store containers.
 
 from __future__ import annotations
 
-import http.server
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from harness import Services
+from harness import Services, serve_directory
 
 from core.errors import BuildFailed, Cancelled
 from core.models import BuildOptions, BuildStep, CancelToken, Event, LogLine, Notice, ignore_events
@@ -221,22 +219,8 @@ def served_file(tmp_path: Path) -> Iterator[tuple[str, float]]:
     mtime = 1_500_000_000.0
     os.utime(root / "remote.txt", (mtime, mtime))
 
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/remote.txt", mtime
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_directory(root) as url:
+        yield f"{url}/remote.txt", mtime
 
 
 def test_add_url_keeps_the_last_modified_time(
