@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from PySide6.QtCore import QPersistentModelIndex, Qt
+from PySide6.QtCore import QItemSelectionModel, QPersistentModelIndex, Qt
 
 from core.models import ContainerSummary, HistoryEntry, ImageSummary
 from gui.models.containers import containers_of
@@ -16,9 +16,12 @@ from gui.models.images import (
     COL_ID,
     COL_REPOSITORY,
     COL_SIZE,
+    COL_TAG,
+    MANY_RUNS,
     ROW_ROLE,
     ImageSortProxy,
     ImageTableModel,
+    prepare_images,
     unique_size,
 )
 from gui.models.json_tree import PATH_ROLE, VALUE_ROLE, JsonTreeModel
@@ -175,6 +178,177 @@ def test_size_column_uses_docker_units(models) -> None:
     model, _proxy = models
     model.set_images([image("a", size=5 * GIB)])
     assert model.index(0, COL_SIZE).data() == "5.37GB"
+
+
+def select_row_of(proxy: ImageSortProxy, name: str) -> QItemSelectionModel:
+    """A selection model on the proxy holding the row of the repository name."""
+    selection = QItemSelectionModel(proxy)
+    row = shown_names(proxy).index(name)
+    selection.select(
+        proxy.index(row, 0),
+        QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+    )
+    return selection
+
+
+def selected_names(proxy: ImageSortProxy, selection: QItemSelectionModel) -> list[str | None]:
+    """The repositories of the selected rows."""
+    return [proxy.image_at(index.row()).repository for index in selection.selectedRows()]
+
+
+@pytest.mark.parametrize(
+    ("column", "expected"),
+    [
+        (COL_REPOSITORY, ["alpha", "Beta", "gamma"]),
+        (COL_TAG, ["gamma", "alpha", "Beta"]),
+        (COL_ID, ["Beta", "gamma", "alpha"]),
+        (COL_CREATED, ["gamma", "Beta", "alpha"]),
+        (COL_SIZE, ["Beta", "alpha", "gamma"]),
+    ],
+)
+def test_every_column_sorts_by_its_raw_value(models, column: int, expected: list[str]) -> None:
+    model, proxy = models
+    model.set_images(
+        [
+            image("alpha", size=5 * GIB, age_days=1, tag="b", image_id="c"),
+            image("Beta", size=3 * GIB, age_days=2, tag="C", image_id="a"),
+            image("gamma", size=6 * GIB, age_days=9, tag="a", image_id="b"),
+        ]
+    )
+    proxy.sort(column, Qt.SortOrder.AscendingOrder)
+    assert shown_names(proxy) == expected
+    proxy.sort(column, Qt.SortOrder.DescendingOrder)
+    assert shown_names(proxy) == expected[::-1]
+
+
+def test_the_proxy_leaves_sorting_to_the_table_model(models) -> None:
+    model, proxy = models
+    model.set_images([image("small", 1), image("big", 5 * GIB)])
+    proxy.sort(COL_SIZE, Qt.SortOrder.DescendingOrder)
+    assert proxy.sortColumn() == -1
+    assert (model.sort_column, model.sort_order) == (COL_SIZE, Qt.SortOrder.DescendingOrder)
+    assert [row.repository for row in model.images()] == ["big", "small"]
+
+
+def test_refresh_inserts_new_rows_at_their_sorted_place(models) -> None:
+    model, proxy = models
+    rows = [image("one", GIB), image("three", 3 * GIB), image("five", 5 * GIB)]
+    model.set_images(rows)
+    proxy.sort(COL_SIZE, Qt.SortOrder.DescendingOrder)
+    inserted: list[tuple[int, int]] = []
+    model.rowsInserted.connect(lambda _parent, first, last: inserted.append((first, last)))
+    model.set_images([*rows, image("four", 4 * GIB + 1), image("two", 2 * GIB + 1)])
+    assert shown_names(proxy) == ["five", "four", "three", "two", "one"]
+    # One single-row insertion each, where it belongs (bottom-up: "two" at 2 before "four"
+    # at 1), not an append followed by a sort.
+    assert inserted == [(2, 2), (1, 1)]
+
+
+def test_refresh_sorts_rows_over_4_gib_among_the_rest(models) -> None:
+    model, proxy = models
+    model.set_images([image("small", 10), image("six-gib", 6 * GIB)])
+    proxy.sort(COL_SIZE, Qt.SortOrder.AscendingOrder)
+    model.set_images(
+        [
+            image("small", 10),
+            image("six-gib", 6 * GIB),
+            image("over-4-gib", 4 * GIB + 1),
+            image("under-2-gib", 2 * GIB - 1),
+            image("eight-gib", 8 * GIB),
+        ]
+    )
+    assert shown_names(proxy) == ["small", "under-2-gib", "over-4-gib", "six-gib", "eight-gib"]
+
+
+def test_a_row_whose_size_changed_moves_to_its_new_place(models) -> None:
+    model, proxy = models
+    rows = [image("a", 1, image_id="a"), image("b", 2, image_id="b"), image("c", 3, image_id="c")]
+    model.set_images(rows)
+    proxy.sort(COL_SIZE, Qt.SortOrder.AscendingOrder)
+    model.set_images([dataclasses.replace(rows[0], size=5 * GIB), rows[1], rows[2]])
+    assert shown_names(proxy) == ["b", "c", "a"]
+
+
+def test_selection_follows_its_row_through_a_resort(models) -> None:
+    model, proxy = models
+    model.set_images([image("a", 3), image("b", 1), image("c", 2)])
+    proxy.sort(COL_SIZE, Qt.SortOrder.AscendingOrder)
+    selection = select_row_of(proxy, "c")
+    kept = QPersistentModelIndex(model.index(model.images().index(proxy.image_at(1)), 0))
+    proxy.sort(COL_SIZE, Qt.SortOrder.DescendingOrder)
+    assert selected_names(proxy, selection) == ["c"]
+    assert kept.isValid() and kept.data(ROW_ROLE).repository == "c" and kept.row() == 1
+    proxy.sort(COL_REPOSITORY, Qt.SortOrder.DescendingOrder)
+    assert selected_names(proxy, selection) == ["c"]
+    assert kept.row() == 0
+
+
+def test_selection_survives_a_refresh_that_moves_the_row(models) -> None:
+    model, proxy = models
+    rows = [image("a", 1, image_id="a"), image("b", 2, image_id="b"), image("c", 3, image_id="c")]
+    model.set_images(rows)
+    proxy.sort(COL_SIZE, Qt.SortOrder.DescendingOrder)
+    selection = select_row_of(proxy, "a")
+    model.set_images(
+        [dataclasses.replace(rows[0], size=9 * GIB), rows[1], image("d", 2 * GIB, image_id="d")]
+    )
+    assert shown_names(proxy) == ["a", "d", "b"]
+    assert selected_names(proxy, selection) == ["a"]
+
+
+def test_selection_survives_a_refresh_replacing_most_rows(models) -> None:
+    model, proxy = models
+    count = 4 * MANY_RUNS
+    rows = [image(f"old-{n:04}", size=n * GIB) for n in range(count)]
+    model.set_images(rows)
+    proxy.sort(COL_SIZE, Qt.SortOrder.DescendingOrder)
+    kept = rows[count // 2]
+    selection = select_row_of(proxy, kept.repository or "")
+    # Every other row goes (more scattered removals than MANY_RUNS) and as many come.
+    fresh = [image(f"new-{n:04}", size=n * GIB + 1) for n in range(count)]
+    model.set_images(prepare_images([*rows[::2], *fresh]))
+    sizes = [row.size for row in proxy.visible_images()]
+    assert sizes == sorted(sizes, reverse=True)
+    assert len(sizes) == count // 2 + count
+    assert selected_names(proxy, selection) == [kept.repository]
+
+
+def test_refresh_announces_changed_rows_one_signal_per_run(models) -> None:
+    model, proxy = models
+    rows = [image(f"r{n}", size=n, image_id=f"r{n}") for n in range(6)]
+    model.set_images(rows)
+    proxy.sort(COL_SIZE, Qt.SortOrder.AscendingOrder)
+    changed: list[tuple[int, int]] = []
+    model.dataChanged.connect(
+        lambda first, last, _roles=(): changed.append((first.row(), last.row()))
+    )
+    later = NOW + timedelta(hours=1)
+    touched = {1, 2, 4}
+    model.set_images(
+        [
+            dataclasses.replace(row, created=later) if n in touched else row
+            for n, row in enumerate(rows)
+        ]
+    )
+    assert changed == [(1, 2), (4, 4)]
+    assert [model.image_at(n).created for n in (1, 2, 4)] == [later] * 3
+
+
+def test_filter_still_applies_to_rows_a_refresh_adds(models) -> None:
+    model, proxy = models
+    model.set_images([image("web"), image("db")])
+    proxy.set_filter_text("web")
+    proxy.set_show_dangling(False)
+    model.set_images([image("web"), image("db"), image("web-2"), image(None, image_id="x")])
+    assert sorted(shown_names(proxy)) == ["web", "web-2"]
+
+
+def test_total_size_follows_the_listing(models) -> None:
+    model, _proxy = models
+    model.set_images([image("a", size=100, image_id="same"), image("b", size=5)])
+    assert model.total_size() == 105
+    model.set_images([image("b", size=5)])
+    assert model.total_size() == 5
 
 
 def test_unique_size_counts_an_image_with_two_tags_once() -> None:
