@@ -97,6 +97,7 @@ from core.store.layout import (
     ANNOTATION_REPO_DIGEST,
     Descriptor,
     Layout,
+    remove_path,
 )
 from core.store.overlay import MergedTree, UpperWriter, split_path
 from core.store.runtime import Runtime
@@ -714,7 +715,7 @@ class _Session:
         for path, guard in self.scratch:
             with contextlib.suppress(OSError):
                 os.close(guard)
-            _remove_tree(path)
+            remove_path(path)
         self.scratch.clear()
 
     def discard(self) -> None:
@@ -732,7 +733,7 @@ class _Session:
                 used = _diff_ids_in_index(self.layout)
                 for diff_id in self.adopted:
                     if diff_id not in used:
-                        _remove_tree(layer_path(self.layout, diff_id))
+                        remove_path(layer_path(self.layout, diff_id))
 
 
 @dataclass
@@ -914,11 +915,7 @@ def _reset_volumes(lower: list[Path], upper: Path, volumes: list[str]) -> None:
             continue
         relative = writer.lower_tree.resolve("/".join(parts))
         target = upper / relative
-        if os.path.lexists(target):
-            if target.is_dir() and not target.is_symlink():
-                _remove_tree(target)
-            else:
-                target.unlink()
+        remove_path(target)
         if writer.lower_tree.lookup(relative) is None:
             writer.make_dirs(relative, materialize=False)
 
@@ -1115,12 +1112,3 @@ def _nop_comment(
 def _go_arch() -> str:
     machine = os.uname().machine.lower()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
-
-
-def _remove_tree(path: Path) -> None:
-    def make_writable(func: Any, target: str, _exc: Any) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target), 0o755)
-            func(target)
-
-    shutil.rmtree(path, onerror=make_writable)

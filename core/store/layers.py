@@ -32,7 +32,7 @@ from typing import IO, Any, BinaryIO
 
 from core.errors import NotFound, RegistryError, StoreCorrupt
 from core.models import CancelToken
-from core.store.layout import LAYERS_DIR, Layout, check_digest
+from core.store.layout import LAYERS_DIR, Layout, check_digest, remove_path
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,10 @@ def extract_layer(
             with layout.open_blob(compressed_digest) as blob:
                 actual = apply_tar(blob, scratch, cancel=cancel, on_progress=on_progress)
         except BaseException:
-            _remove_tree(scratch)
+            remove_path(scratch)
             raise
         if actual != diff_id:
-            _remove_tree(scratch)
+            remove_path(scratch)
             raise RegistryError(
                 f"layer {compressed_digest} does not unpack to the diff ID its image config "
                 f"names (expected {diff_id}, got {actual}); nothing was stored"
@@ -100,7 +100,7 @@ def extract_layer(
         try:
             os.rename(scratch, target)
         except OSError as exc:
-            _remove_tree(scratch)
+            remove_path(scratch)
             # Another process extracted the same layer first: theirs is as good as ours.
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and target.is_dir():
                 return target
@@ -124,7 +124,7 @@ def _remove_abandoned(ingest: Path, prefix: str) -> None:
             continue  # another process is extracting it right now
         else:
             log.info("removing %s, left by an interrupted extraction", stale)
-            _remove_tree(stale)
+            remove_path(stale)
         finally:
             os.close(guard)
 
@@ -453,7 +453,7 @@ class _TarApplier:
         except FileNotFoundError:
             return
         if stat.S_ISDIR(info.st_mode):
-            _remove_tree(Path(path))
+            remove_path(Path(path))
         else:
             os.unlink(path)
 
@@ -559,20 +559,3 @@ class _TarApplier:
             except OSError as exc:
                 log.debug("cannot set directory metadata on %s: %s", path, exc)
         self._dir_metadata.clear()
-
-
-def _remove_tree(path: Path) -> None:
-    """Remove an extraction directory, read-only parts included."""
-    import shutil
-
-    def make_writable(func: Any, target: str, _exc: Any) -> None:
-        """Open up a read-only parent and retry the removal that failed."""
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target), 0o700)
-            func(target)
-
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, onerror=make_writable)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import InvalidArgument
+from core.store.layout import remove_path
 
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _MAX_SYMLINKS = 40
@@ -243,12 +244,7 @@ class UpperWriter:
         elif entry is not None and not replace:
             raise InvalidArgument(f"cannot create directory /{prefix}: a file is in the way")
         else:
-            with contextlib.suppress(FileNotFoundError):
-                info = os.lstat(target)
-                if stat.S_ISDIR(info.st_mode):
-                    _remove_tree(target)
-                else:
-                    target.unlink()
+            remove_path(target)
             os.mkdir(target)
             os.chmod(target, mode)
             os.lchown(target, uid, gid)
@@ -268,12 +264,7 @@ class UpperWriter:
         if parent:
             self.make_dirs(parent, uid, gid)
         target = self.upper / relative
-        with contextlib.suppress(FileNotFoundError):
-            info = os.lstat(target)
-            if stat.S_ISDIR(info.st_mode):
-                _remove_tree(target)
-            else:
-                target.unlink()
+        remove_path(target)
         self._ready.discard(relative)
         return target
 
@@ -285,14 +276,7 @@ class UpperWriter:
     def _clear(self, relative: str) -> Path:
         """The upper path of relative, with whatever this writer put there removed."""
         target = self.upper / relative
-        try:
-            info = os.lstat(target)
-        except FileNotFoundError:
-            return target
-        if stat.S_ISDIR(info.st_mode):
-            _remove_tree(target)
-        else:
-            target.unlink()
+        remove_path(target)
         return target
 
     def write_file(
@@ -389,12 +373,3 @@ def _set_opaque(path: Path) -> None:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP):
             raise
         os.setxattr(path, "user.overlay.opaque", b"y", follow_symlinks=False)
-
-
-def _remove_tree(path: Path) -> None:
-    def make_writable(func: object, target: str, _exc: object) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target), 0o755)
-            func(target)  # type: ignore[operator]
-
-    shutil.rmtree(path, onerror=make_writable)

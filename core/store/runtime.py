@@ -51,6 +51,7 @@ from core.errors import (
 )
 from core.models import CancelToken, ContainerSpec, ContainerSummary, EventSink, LogLine
 from core.store.diff import LayerDiff, diff_layer, write_layer
+from core.store.layout import remove_path
 from core.units import human_duration
 
 log = logging.getLogger(__name__)
@@ -310,7 +311,7 @@ class Runtime:
     def _sweep_removed(self) -> None:
         """Finish removals a killed process left half done (renamed, not yet deleted)."""
         for leftover in self.containers_dir.glob(".removed-*"):
-            _remove_tree(leftover)
+            remove_path(leftover)
 
     @contextlib.contextmanager
     def _names_lock(self) -> Iterator[None]:
@@ -385,7 +386,7 @@ class Runtime:
             os.rename(directory, trash)
         except FileNotFoundError as exc:
             raise NotFound(f"No such container: {container}") from exc
-        _remove_tree(trash)
+        remove_path(trash)
         log.info("removed container %s (%s)", record.id[:12], record.name)
 
     def _kill(self, record: ContainerRecord) -> None:
@@ -1054,18 +1055,6 @@ def _lock_held(path: Path) -> bool:
             return False
     except OSError:
         return False
-
-
-def _remove_tree(path: Path) -> None:
-    def make_writable(func: Any, target: str, _exc: Any) -> None:
-        """Retry a removal after making the parent writable (read-only dirs in layers)."""
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(target), 0o755)
-            func(target)
-
-    # Another process may be sweeping the same leftovers; what it deleted is fine to miss.
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(path, onerror=make_writable)
 
 
 def _now() -> str:
