@@ -60,7 +60,7 @@ from core.store.layout import (
     keep_dangling,
     remove_path,
 )
-from core.store.summary import ImageRow, SummaryCache, platform_manifest
+from core.store.summary import ImageRow, SummaryCache, host_architecture, platform_manifest
 from core.store.watch import watch_paths
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ class StoreBackend:
             location=str(self.root),
             version="OCI image layout 1.0.0",
             os=platform.system().lower(),
-            architecture=_go_arch(),
+            architecture=host_architecture(),
         )
 
     @_store_errors
@@ -680,8 +680,3 @@ class StoreBackend:
 
     def close(self) -> None:
         """Nothing stays open between calls; kept for the protocol."""
-
-
-def _go_arch() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)

@@ -101,7 +101,7 @@ from core.store.layout import (
 )
 from core.store.overlay import MergedTree, UpperWriter, split_path
 from core.store.runtime import Runtime
-from core.store.summary import platform_manifest
+from core.store.summary import host_architecture, platform_manifest
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +327,7 @@ class _Session:
     def base_image(self, name: str) -> StoredImage:
         """scratch, an earlier stage, or an image from the store (pulled when missing)."""
         if name == "scratch":
-            return scratch_image(_go_arch())
+            return scratch_image(host_architecture())
         index = self.parsed.stage_index(name)
         if index is not None and index in self.stage_results:
             return self.stage_results[index]
@@ -1107,8 +1107,3 @@ def _nop_comment(
         triggers = run_config.get("OnBuild") or []
         return f"ONBUILD {triggers[-1] if triggers else ''}"
     return f"{keyword} {' '.join(arguments)}"
-
-
-def _go_arch() -> str:
-    machine = os.uname().machine.lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)

@@ -91,8 +91,14 @@ def platform_manifest(layout: Layout, descriptor: Descriptor) -> tuple[str, dict
     return digest, document
 
 
+def host_architecture() -> str:
+    """This machine's architecture as docker names it in image configs: amd64, arm64, arm."""
+    machine = os.uname().machine.lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+
+
 def _pick_platform(choices: list[dict[str, Any]]) -> dict[str, Any]:
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    arch = host_architecture()
     for choice in choices:
         platform = choice.get("platform") or {}
         if platform.get("os") == "linux" and platform.get("architecture") == arch:
