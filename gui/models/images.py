@@ -5,7 +5,8 @@ Python keys: Qt would squeeze sizes into 32-bit ints and get images over 2 GiB w
 Python lessThan called n log n times through Qt froze the window for a second at 10,000 rows,
 where list.sort takes about ten milliseconds. A refresh changes rows in place, puts new rows
 at their sorted place and moves rows with a layout change, so views keep their selection and
-scroll position. The proxy only filters; its sort() hands the work to the model.
+scroll position; the listing task computes the keys (prepare_images) off the GUI thread. The
+proxy only filters; its sort() hands the work to the model.
 """
 
 from __future__ import annotations
@@ -65,8 +66,7 @@ def unique_size(images: Iterable[ImageSummary]) -> int:
 
 
 def sort_keys(image: ImageSummary) -> SortKeys:
-    """Per column the raw value a row sorts by (bytes, timestamps, names), its identity, and
-    the text the filter searches."""
+    """Per column the raw value a row sorts by, then the row's identity and its filter text."""
     repository, tag = image.repository, image.tag
     return (
         # Dangling rows sort after named ones, as `<none>` reads like an absence.
@@ -262,8 +262,7 @@ class ImageTableModel(RowTableModel[ImageSummary]):
     def _replace_scattered(
         self, gone: list[int], added: list[ImageSummary], added_keys: list[SortKeys]
     ) -> None:
-        """Many scattered rows go: append the new ones, then one layout change puts every
-        staying row in order and the gone ones last, and one removal cuts those off."""
+        """Many scattered rows go: append, one layout change (gone rows last), one removal."""
         if added:
             self._insert_run(len(self._rows), added, added_keys)
         staying = list(filterfalse(set(gone).__contains__, range(len(self._rows))))
