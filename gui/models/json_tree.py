@@ -14,6 +14,8 @@ from typing import Any
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QGuiApplication, QPalette
 
+from gui.models.row_table import column_title
+
 COL_KEY = 0
 COL_VALUE = 1
 HEADERS = ("Key", "Value")
@@ -131,9 +133,7 @@ class JsonTreeModel(QAbstractItemModel):
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
         """Column titles."""
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS[section]
-        return None
+        return column_title(HEADERS, section, orientation, role)
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Key and value text, the node's path (PATH_ROLE) and its copy text (VALUE_ROLE)."""

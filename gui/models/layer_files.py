@@ -38,6 +38,7 @@ from core.layer_files import (
 )
 from core.units import human_size
 from gui.models.history import short_instruction
+from gui.models.row_table import column_title
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -123,9 +124,7 @@ class LayersModel(QAbstractTableModel):
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
         """Column titles."""
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return LAYER_HEADERS[section]
-        return None
+        return column_title(LAYER_HEADERS, section, orientation, role)
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Cell text, tooltips, mark colours and the layer index (LAYER_ROLE)."""
@@ -350,9 +349,7 @@ class FileTreeModel(QAbstractItemModel):
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
         """Column titles."""
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return FILE_HEADERS[section]
-        return None
+        return column_title(FILE_HEADERS, section, orientation, role)
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Cell text, mark colours, tooltips and the node itself (NODE_ROLE)."""

@@ -16,6 +16,15 @@ Row = TypeVar("Row")
 ModelIndex = QModelIndex | QPersistentModelIndex
 
 
+def column_title(
+    headers: Sequence[str], section: int, orientation: Qt.Orientation, role: int
+) -> Any:
+    """headerData's answer for a model whose column titles are headers (trees too)."""
+    if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+        return headers[section]
+    return None
+
+
 class RowTableModel(QAbstractTableModel, Generic[Row]):
     """A flat table with one row object per line and the column titles in HEADERS."""
 
@@ -37,9 +46,7 @@ class RowTableModel(QAbstractTableModel, Generic[Row]):
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
         """Column titles."""
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
+        return column_title(self.HEADERS, section, orientation, role)
 
     def row_of(self, index: ModelIndex) -> Row | None:
         """The row object an index points at, or None for an invalid or stale index."""
