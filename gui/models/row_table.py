@@ -3,6 +3,7 @@
 Each table keeps its own COL_* constants, HEADERS and roles (SORT_ROLE, ROW_ROLE, ...) in
 its module, as the views and tests name them; this class only counts rows and columns,
 titles the columns from HEADERS and finds the row of an index, once for all of them.
+`column_title` is the titling alone, for the tree models (JSON, layer files) as well.
 """
 
 from __future__ import annotations
