@@ -49,6 +49,9 @@ from gui.views.detail_pane import TAB_FILES, TAB_INSPECT
 from gui.views.layer_browser import LayerBrowser
 from gui.workers import TaskRunner
 
+# The window winds down its refresh, events and analyses; give it longer than a dialog.
+RUNNER_DRAIN_MS = 10_000
+
 WAIT_MS = 60_000
 APP_IMAGE = "layerdeck-files/app:1.0"
 OTHER_IMAGE = "layerdeck-files/other:1.0"
@@ -82,14 +85,6 @@ def images(services: Services) -> Iterator[None]:
     )
     yield
     services.docker("rmi", "-f", APP_IMAGE, OTHER_IMAGE, check=False)
-
-
-@pytest.fixture
-def runner(qapp: QApplication) -> Iterator[TaskRunner]:
-    """The window's task runner, drained after the test."""
-    tasks = TaskRunner()
-    yield tasks
-    assert tasks.shutdown(10_000), "background tasks were still running"
 
 
 @pytest.fixture

@@ -32,6 +32,9 @@ from gui.sources import (
 from gui.views.detail_pane import TAB_HISTORY
 from gui.workers import TaskRunner
 
+# The window winds down its refresh, events and analyses; give it longer than a dialog.
+RUNNER_DRAIN_MS = 10_000
+
 WAIT_MS = 30_000
 SIZED_IMAGES = {"layerdeck-gui/medium:1": 4_000_000, "layerdeck-gui/large:1": 9_000_000}
 
@@ -106,15 +109,6 @@ def sized_images(services: Services) -> Iterator[dict[str, int]]:
         )
     yield SIZED_IMAGES
     services.docker("rmi", "-f", *SIZED_IMAGES, check=False)
-
-
-@pytest.fixture
-def runner(qapp: QApplication) -> Iterator[TaskRunner]:
-    """The window's task runner, drained after the test."""
-    tasks = TaskRunner()
-    yield tasks
-    running = [handle.name for _task, _signals, handle in tasks._live.values()]
-    assert tasks.shutdown(10_000), f"background tasks were still running: {running}"
 
 
 def engine_source(url: str) -> Source:

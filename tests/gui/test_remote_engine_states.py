@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings, QTimer
-from PySide6.QtWidgets import QApplication
 
 from gui.main_window import STATE_CONNECTING, STATE_UNAVAILABLE, MainWindow
 from gui.sources import Source, engine_label
 from gui.workers import TaskRunner
+
+# The window winds down its refresh, events and analyses; give it longer than a dialog.
+RUNNER_DRAIN_MS = 10_000
 
 WAIT_MS = 30_000
 
@@ -60,14 +62,6 @@ class LoopbackListener:
                     connection.shutdown(socket.SHUT_RDWR)
                 connection.close()
             self._accepted.clear()
-
-
-@pytest.fixture
-def runner(qapp: QApplication) -> Iterator[TaskRunner]:
-    """The window's task runner, drained after the test."""
-    tasks = TaskRunner()
-    yield tasks
-    assert tasks.shutdown(10_000), "background tasks were still running"
 
 
 @pytest.fixture
