@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Services, free_port
+from harness import Services, free_port, serve_on_loopback
 
 from core.engine.backend import DockerEngineBackend
 from core.errors import (
@@ -146,13 +146,8 @@ class _LockedRegistry(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def locked_registry() -> Iterator[str]:
     """`127.0.0.1:PORT` of a registry that answers every request with 401."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LockedRegistry)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serve_on_loopback(_LockedRegistry) as address:
+        yield address
 
 
 def test_pull_from_a_registry_wanting_credentials_is_auth_required(

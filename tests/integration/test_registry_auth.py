@@ -10,14 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from harness import Services
+from harness import Services, serve_on_loopback
 from registry_tools import AuthRegistry, auth_registry, make_image, make_layer
 
 from core.errors import AuthRequired
@@ -199,17 +198,13 @@ class _RedirectingRegistry(BaseHTTPRequestHandler):
 @pytest.fixture
 def redirecting_registry() -> Iterator[str]:
     """A fake registry and a storage server on two loopback ports; the registry's address."""
-    servers = [
-        ThreadingHTTPServer(("127.0.0.1", 0), h) for h in (_BlobStorage, _RedirectingRegistry)
-    ]
-    for server in servers:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    _BlobStorage.seen.clear()
-    _RedirectingRegistry.storage = f"http://127.0.0.1:{servers[0].server_address[1]}"
-    yield f"127.0.0.1:{servers[1].server_address[1]}"
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with (
+        serve_on_loopback(_BlobStorage) as storage,
+        serve_on_loopback(_RedirectingRegistry) as registry,
+    ):
+        _BlobStorage.seen.clear()
+        _RedirectingRegistry.storage = f"http://{storage}"
+        yield registry
 
 
 def test_blob_redirect_to_another_host_gets_no_registry_credentials(

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from harness import Services, registry_manifest
+from harness import Services, registry_manifest, serve_on_loopback
 from registry_tools import (
     Image,
     RegistryPusher,
@@ -297,14 +296,8 @@ class _HubSearch(BaseHTTPRequestHandler):
 
 
 def test_hub_search_maps_docker_hub_results() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HubSearch)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/v1/search"
-        results = search_hub("busybox", 10, url=url)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_on_loopback(_HubSearch) as address:
+        results = search_hub("busybox", 10, url=f"http://{address}/v1/search")
     assert _HubSearch.queries[-1] == {"q": ["busybox"], "n": ["10"]}
     assert results == [
         SearchResult("busybox", "Busybox base image.", 3000, True, False),

@@ -12,14 +12,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from harness import Services
+from harness import Services, serve_on_loopback
 from registry_tools import Image, RegistryPusher, make_image, make_layer
 
 from core.models import CancelToken, Event, LayerProgress
@@ -144,11 +143,8 @@ def range_ignoring_registry() -> Iterator[str]:
     """A loopback registry that ignores Range; its address."""
     _RangeIgnoringRegistry.blob = os.urandom(3 << 20)
     _RangeIgnoringRegistry.ranges.clear()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RangeIgnoringRegistry)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_on_loopback(_RangeIgnoringRegistry) as address:
+        yield address
 
 
 def _fetch_with_partial(store: Path, registry: str, partial: bytes) -> Layout:
