@@ -24,14 +24,13 @@ import hashlib
 import logging
 import platform as host_platform
 import threading
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 from core.errors import Cancelled, InvalidArgument, NotFound, RegistryError
-from core.models import CancelToken, EventSink, LayerProgress, Notice
+from core.models import CancelToken, EventSink
 from core.reference import Reference
 from core.store.layers import extract_layer, layer_path
 from core.store.layout import (
@@ -42,6 +41,7 @@ from core.store.layout import (
     encode_json,
     oci_image_manifest,
 )
+from core.store.progress import LayerEvents
 from core.store.registry import (
     DOCKER_MANIFEST,
     OCI_MANIFEST,
@@ -52,7 +52,6 @@ from core.store.registry import (
 log = logging.getLogger(__name__)
 
 PARALLEL_DOWNLOADS = 3
-PROGRESS_INTERVAL = 0.1
 DOWNLOAD_ATTEMPTS = 3
 _CHUNK = 1 << 20
 # docker's names for the architectures Python's platform.machine() reports.
@@ -131,34 +130,6 @@ def choose_manifest(index: Mapping[str, Any], wanted: Platform, shown: str) -> d
         f"no matching manifest for {wanted} in the manifest list of {shown}; it offers: "
         f"{', '.join(offered) or 'no platforms'} (choose one with --platform)"
     )
-
-
-class _Progress:
-    """Serialises events from the download threads and throttles Downloading updates."""
-
-    def __init__(self, on_event: EventSink) -> None:
-        self._on_event = on_event
-        self._lock = threading.Lock()
-        self._last: dict[str, float] = {}
-
-    def emit(self, layer: str, status: str, current: int = 0, total: int = 0) -> None:
-        """Send a status change for a layer."""
-        with self._lock:
-            self._on_event(LayerProgress(layer, status, current, total))
-
-    def downloading(self, layer: str, current: int, total: int) -> None:
-        """A Downloading update, sent at most every PROGRESS_INTERVAL per layer (and at 100 %)."""
-        now = time.monotonic()
-        with self._lock:
-            if current < total and now - self._last.get(layer, 0.0) < PROGRESS_INTERVAL:
-                return
-            self._last[layer] = now
-            self._on_event(LayerProgress(layer, "Downloading", current, total))
-
-    def notice(self, text: str) -> None:
-        """A status line (Digest:, Status:)."""
-        with self._lock:
-            self._on_event(Notice(text))
 
 
 class StopFlag:
@@ -264,7 +235,7 @@ def pull_image(
     """
     wanted = parse_platform(platform) if platform else None
     client = client or RegistryClient(reference.domain)
-    progress = _Progress(on_event)
+    progress = LayerEvents(on_event, "Downloading")
     repository = reference.path
     target = reference.digest or reference.tag or "latest"
     shown = reference.familiar
@@ -376,7 +347,7 @@ def _fetch_layers(
     layers: list[dict[str, Any]],
     diff_ids: list[str],
     stop: StopFlag,
-    progress: _Progress,
+    progress: LayerEvents,
     extract: bool,
 ) -> None:
     """Download (and extract) every layer, PARALLEL_DOWNLOADS at a time."""
@@ -392,7 +363,7 @@ def _fetch_layers(
             repository,
             layer,
             stop,
-            lambda current, total: progress.downloading(name, current, total),
+            lambda current, total: progress.moving(name, current, total),
         )
         if downloaded:
             progress.emit(name, "Verifying Checksum")
