@@ -21,7 +21,6 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
@@ -38,6 +37,7 @@ from gui.dialogs.banner import MessageBanner
 from gui.dialogs.build import BuildDialog
 from gui.dialogs.build_log import BuildLogView
 from gui.dialogs.build_records import BuildHistory, BuildRecord
+from gui.dialogs.buttons import button_row
 from gui.icons import icon
 from gui.workers import TaskRunner
 
@@ -201,14 +201,7 @@ class BuildHistoryDialog(QDialog):
         refresh = QPushButton("Refresh", self)
         refresh.setAutoDefault(False)
         refresh.clicked.connect(self.reload)
-        close = QPushButton("Close", self)
-        close.setAutoDefault(False)
-        close.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addWidget(refresh)
-        buttons.addStretch(1)
-        buttons.addWidget(self.again_button)
-        buttons.addWidget(close)
+        buttons, _close = button_row(self, (self.again_button,), leading=(refresh,))
 
         layout = QVBoxLayout(self)
         layout.addWidget(splitter, 1)

@@ -34,6 +34,7 @@ from core.errors import InvalidArgument, InvalidReference, LayerdeckError
 from core.models import CommitOptions, ContainerSummary
 from core.reference import parse_reference
 from gui.dialogs.banner import MessageBanner, set_status
+from gui.dialogs.buttons import button_row
 from gui.icons import icon
 from gui.workers import TaskHandle, TaskRunner
 
@@ -146,13 +147,7 @@ class CommitDialog(QDialog):
         self.commit_button.setDefault(True)
         self.commit_button.setEnabled(False)
         self.commit_button.clicked.connect(self.start_commit)
-        self.close_button = QPushButton("Close", self)
-        self.close_button.setAutoDefault(False)
-        self.close_button.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.commit_button)
-        buttons.addWidget(self.close_button)
+        buttons, self.close_button = button_row(self, (self.commit_button,))
 
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Container:", self))

@@ -32,6 +32,7 @@ from core.models import CancelToken, Event, EventSink, LayerProgress, Notice
 from core.transfer import COPY_STATUS, copy_images
 from core.units import human_size
 from gui.dialogs.banner import MessageBanner, set_status
+from gui.dialogs.buttons import button_row
 from gui.dialogs.dialog_task import DialogTask
 from gui.icons import icon
 from gui.sources import Source, discover_sources, open_source
@@ -103,14 +104,13 @@ class CopyImageDialog(QDialog):
         self.cancel_button.setAutoDefault(False)
         self.cancel_button.clicked.connect(self.cancel_copy)
         self._task = DialogTask(self, self.cancel_button, self.progress_label)
-        self.close_button = QPushButton("Close", self)
-        self.close_button.setAutoDefault(False)
-        self.close_button.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.copy_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.close_button)
+        buttons, self.close_button = button_row(
+            self,
+            (
+                self.copy_button,
+                self.cancel_button,
+            ),
+        )
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)

@@ -16,7 +16,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -34,6 +33,7 @@ from core.store.credentials import (
     registry_host,
 )
 from gui.dialogs.banner import MessageBanner, set_status
+from gui.dialogs.buttons import button_row
 from gui.icons import icon
 from gui.workers import TaskHandle, TaskRunner
 
@@ -92,14 +92,9 @@ class LoginDialog(QDialog):
         self.logout_button = QPushButton("Log out", self)
         self.logout_button.setAutoDefault(False)
         self.logout_button.clicked.connect(self.start_logout)
-        self.close_button = QPushButton("Close", self)
-        self.close_button.setAutoDefault(False)
-        self.close_button.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.logout_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.login_button)
-        buttons.addWidget(self.close_button)
+        buttons, self.close_button = button_row(
+            self, (self.login_button,), leading=(self.logout_button,)
+        )
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)

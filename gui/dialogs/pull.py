@@ -34,6 +34,7 @@ from core.models import CancelToken, Event, EventSink, LayerProgress, Notice, Se
 from core.reference import parse_reference
 from core.units import human_size
 from gui.dialogs.banner import MessageBanner, Tone, set_status
+from gui.dialogs.buttons import button_row
 from gui.dialogs.dialog_task import DialogTask
 from gui.dialogs.layer_progress import LayerProgressBox, LayerRow
 from gui.icons import icon
@@ -132,13 +133,7 @@ class PullDialog(QDialog):
         self.cancel_button = QPushButton("Cancel pull", self)
         self.cancel_button.clicked.connect(self.cancel_pull)
         self._pull = DialogTask(self, self.cancel_button, self.progress_label)
-        self.close_button = QPushButton("Close", self)
-        self.close_button.setAutoDefault(False)
-        self.close_button.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.close_button)
+        buttons, self.close_button = button_row(self, (self.cancel_button,))
 
         layout = QVBoxLayout(self)
         layout.addLayout(reference_row)

@@ -16,7 +16,6 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -30,6 +29,7 @@ from core.models import CancelToken, Event, EventSink, LayerProgress, Notice
 from core.reference import parse_reference
 from core.units import human_size
 from gui.dialogs.banner import MessageBanner, set_status
+from gui.dialogs.buttons import button_row
 from gui.dialogs.dialog_task import DialogTask
 from gui.dialogs.layer_progress import LayerProgressBox, LayerRow
 from gui.icons import icon
@@ -95,14 +95,13 @@ class PushDialog(QDialog):
         self.cancel_button.setAutoDefault(False)
         self.cancel_button.clicked.connect(self.cancel_push)
         self._task = DialogTask(self, self.cancel_button, self.progress_label)
-        self.close_button = QPushButton("Close", self)
-        self.close_button.setAutoDefault(False)
-        self.close_button.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.push_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addWidget(self.close_button)
+        buttons, self.close_button = button_row(
+            self,
+            (
+                self.push_button,
+                self.cancel_button,
+            ),
+        )
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from core.store.registry import INSECURE_ENV
 from gui.dialogs.banner import MessageBanner, set_status
+from gui.dialogs.buttons import button_row
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +117,7 @@ class RegistriesDialog(QDialog):
         self.save_button = QPushButton("Save", self)
         self.save_button.setDefault(True)
         self.save_button.clicked.connect(self.save)
-        self.close_button = QPushButton("Close", self)
-        self.close_button.setAutoDefault(False)
-        self.close_button.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.save_button)
-        buttons.addWidget(self.close_button)
+        buttons, self.close_button = button_row(self, (self.save_button,))
 
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
