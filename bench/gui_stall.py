@@ -6,7 +6,7 @@ starts the pull in the Pull dialog, and runs a 5 ms precise QTimer on the GUI th
 whole time. A tick's lateness is how much later than 5 ms after the previous one it came;
 the longest lateness is the longest the window could not react.
 
-    python3 bench/gui_stall.py [--megabytes 200]
+    python3 bench/gui_stall.py [--megabytes 200] [--store]
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ def main() -> int:
     parser.add_argument("--megabytes", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
+        "--store",
+        action="store_true",
+        help="pull into a built-in store (the pull's work runs in this process) instead of dockerd",
+    )
+    parser.add_argument(
         "--no-dialog", action="store_true", help="pull through the TaskRunner without the dialog"
     )
     options = parser.parse_args()
@@ -70,7 +75,11 @@ def main() -> int:
         app = QApplication([])
         runner = TaskRunner()
         settings = QSettings(str(services.root / "stall.ini"), QSettings.Format.IniFormat)
-        source = Source("engine", engine_label(services.engine_url), services.engine_url)
+        if options.store:
+            store = services.root / "stall-store"
+            source = Source("store", "Built-in store", str(store))
+        else:
+            source = Source("engine", engine_label(services.engine_url), services.engine_url)
         window = MainWindow(runner, settings, sources=[source])
         window.resize(1280, 800)
         window.show()
@@ -89,7 +98,7 @@ def main() -> int:
         runs = []
         for run in range(options.repeat):
             if run:
-                services.docker("rmi", reference)
+                window.backend.remove_image(reference, force=True)
             runs.append(measure_pull(app, window, runner, dialog_class, reference))
         window.close()
         runner.shutdown()
@@ -101,8 +110,8 @@ def main() -> int:
             f"median lateness {statistics.median(ordered):.1f} ms, "
             f"p99 {ordered[int(len(ordered) * 0.99)]:.1f} ms, longest {ordered[-1]:.1f} ms"
         )
-        for when, late in stalls:
-            print(f"    stall of {late:.1f} ms ending at +{when:.3f} s")
+        for when, late, where in stalls:
+            print(f"    stall of {late:.1f} ms ending at +{when:.3f} s: {where}")
     print(
         f"control, idle window for 3 s: p99 {sorted(idle)[int(len(idle) * 0.99)]:.1f} ms, "
         f"longest {max(idle):.1f} ms"
@@ -139,24 +148,44 @@ def measure_idle(app: Any, seconds: float) -> list[float]:
     return lateness
 
 
+def gui_thread_schedstat() -> tuple[int, int]:
+    """Nanoseconds the calling thread has run on a CPU, and waited runnable for one."""
+    try:
+        with open("/proc/thread-self/schedstat", encoding="ascii") as stats:
+            ran, waited, _slices = stats.read().split()
+    except OSError:
+        return 0, 0
+    return int(ran), int(waited)
+
+
+def explain_stall(before: tuple[int, int], after: tuple[int, int], seconds: float) -> str:
+    """Where a stall's time went: running, waiting runnable for a CPU, or asleep (blocked)."""
+    ran_ms = (after[0] - before[0]) / 1e6
+    waited_ms = (after[1] - before[1]) / 1e6
+    asleep_ms = max(0.0, seconds * 1000 - ran_ms - waited_ms)
+    return f"ran {ran_ms:.1f} ms, waited for a CPU {waited_ms:.1f} ms, blocked {asleep_ms:.1f} ms"
+
+
 def measure_pull(
     app: Any, window: Any, runner: Any, dialog_class: Any, reference: str
-) -> tuple[float, list[float], list[tuple[float, float]]]:
+) -> tuple[float, list[float], list[tuple[float, float, str]]]:
     """Pull reference in a Pull dialog with a 5 ms timer running; the timer's lateness."""
     from PySide6.QtCore import QEventLoop, Qt, QTimer
 
     lateness: list[float] = []
-    stalls: list[tuple[float, float]] = []
+    stalls: list[tuple[float, float, str]] = []
     started = last = time.perf_counter()
+    last_sched = gui_thread_schedstat()
 
     def tick() -> None:
-        nonlocal last
+        nonlocal last, last_sched
         now = time.perf_counter()
+        sched = gui_thread_schedstat()
         late = max(0.0, (now - last) * 1000 - TICK_MS)
         lateness.append(late)
         if late > 20:
-            stalls.append((now - started, late))
-        last = now
+            stalls.append((now - started, late, explain_stall(last_sched, sched, now - last)))
+        last, last_sched = now, sched
 
     timer = QTimer()
     timer.setTimerType(Qt.TimerType.PreciseTimer)
