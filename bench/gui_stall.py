@@ -63,6 +63,7 @@ def main() -> int:
     from PySide6.QtCore import QEventLoop, QSettings
     from PySide6.QtWidgets import QApplication
 
+    from gui.app import freeze_startup_objects
     from gui.main_window import MainWindow
     from gui.sources import Source, engine_label
     from gui.workers import TaskRunner
@@ -83,6 +84,7 @@ def main() -> int:
         window = MainWindow(runner, settings, sources=[source])
         window.resize(1280, 800)
         window.show()
+        freeze_startup_objects()  # as the app does once its window is up
         loop = QEventLoop()
         window.imagesRefreshed.connect(loop.quit)
         window.open_source(source)

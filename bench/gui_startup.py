@@ -40,6 +40,7 @@ def child(engine_url: str, expected_rows: int) -> int:
     from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from gui.app import freeze_startup_objects
     from gui.main_window import MainWindow
     from gui.sources import Source, engine_label
     from gui.workers import TaskRunner
@@ -86,6 +87,7 @@ def child(engine_url: str, expected_rows: int) -> int:
     window.table.viewport().installEventFilter(watch)
     blocks.start()
     window.show()
+    freeze_startup_objects()  # as the app does once its window is up
     window.open_source(source)
     QTimer.singleShot(60_000, app.quit)
     app.exec()

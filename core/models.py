@@ -17,7 +17,7 @@ from typing import Literal
 from core.errors import Cancelled
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageSummary:
     """One row of `docker images`: one per tag; a dangling image has repository/tag None."""
 
