@@ -151,7 +151,8 @@ def through_the_runner(watch: BlockWatch, runner: Any, rows: list[Any], model: A
         QTimer.singleShot(SETTLE_MS, loop.quit)
 
     watch.start()
-    runner.call("list images", lambda: prepare_images(rows), listed)
+    snapshot = model.snapshot()
+    runner.call("list images", lambda: prepare_images(rows, snapshot), listed)
     loop.exec()
     return Step(spent[0], spent[1], watch.stop())
 
@@ -165,6 +166,7 @@ def main() -> int:
     from PySide6.QtCore import QSettings, Qt
     from PySide6.QtWidgets import QApplication
 
+    from gui.app import freeze_startup_objects
     from gui.main_window import MainWindow
     from gui.models.images import COL_SIZE, HEADERS
     from gui.workers import TaskRunner
@@ -177,6 +179,7 @@ def main() -> int:
     window = MainWindow(runner, settings, sources=[])
     window.resize(1280, 800)
     window.show()
+    freeze_startup_objects()  # as the app does once its window is up
     app.processEvents()
     empty = rss_mb()
     watch = BlockWatch()
@@ -197,14 +200,14 @@ def main() -> int:
     table.selectRow(5)
     filled = rss_mb()
 
-    step = on_the_loop(watch, lambda: window.proxy.set_filter_text("team-1"))
-    steps.append((f"filter 'team-1' ({window.proxy.rowCount()} shown)", step))
-    steps.append(("clear the filter", on_the_loop(watch, lambda: window.proxy.set_filter_text(""))))
+    step = on_the_loop(watch, lambda: window.model.set_filter_text("team-1"))
+    steps.append((f"filter 'team-1' ({window.model.rowCount()} shown)", step))
+    steps.append(("clear the filter", on_the_loop(watch, lambda: window.model.set_filter_text(""))))
     steps.append(
-        ("hide dangling", on_the_loop(watch, lambda: window.proxy.set_show_dangling(False)))
+        ("hide dangling", on_the_loop(watch, lambda: window.model.set_show_dangling(False)))
     )
     steps.append(
-        ("show dangling", on_the_loop(watch, lambda: window.proxy.set_show_dangling(True)))
+        ("show dangling", on_the_loop(watch, lambda: window.model.set_show_dangling(True)))
     )
 
     changed = make_rows(options.rows, generation=1)

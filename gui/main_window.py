@@ -55,7 +55,7 @@ from core.models import (
 from core.reference import parse_reference
 from core.units import human_size
 from gui.icons import app_icon, icon
-from gui.models.images import ImageSortProxy, ImageTableModel, PreparedImages, prepare_images
+from gui.models.images import ImageTableModel, PreparedImages, prepare_images
 from gui.sources import Source, discover_sources, open_source, remember_source, remembered_source
 from gui.views.detail_pane import TAB_INSPECT, DetailPane
 from gui.views.filter_bar import FilterBar
@@ -161,8 +161,6 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
 
         self.model = ImageTableModel(self)
-        self.proxy = ImageSortProxy(self)
-        self.proxy.setSourceModel(self.model)
 
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -300,7 +298,7 @@ class MainWindow(QMainWindow):
         self.filter_bar.filterChanged.connect(self._filter_changed)
         self.filter_bar.danglingToggled.connect(self._dangling_toggled)
         self.table = ImageTableView(self)
-        self.table.setModel(self.proxy)
+        self.table.setModel(self.model)
         self.table.customContextMenuRequested.connect(self._row_menu)
         self.table.doubleClicked.connect(lambda _index: self.inspect_selected())
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
@@ -327,11 +325,11 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
-        self.proxy.rowsInserted.connect(self._update_counts)
-        self.proxy.rowsRemoved.connect(self._update_counts)
-        self.proxy.modelReset.connect(self._update_counts)
-        self.proxy.layoutChanged.connect(self._update_counts)
-        self.proxy.dataChanged.connect(self._update_counts)
+        self.model.rowsInserted.connect(self._update_counts)
+        self.model.rowsRemoved.connect(self._update_counts)
+        self.model.modelReset.connect(self._update_counts)
+        self.model.layoutChanged.connect(self._update_counts)
+        self.model.dataChanged.connect(self._update_counts)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -462,9 +460,11 @@ class MainWindow(QMainWindow):
         listing then replaces them in place (same rows), so nothing flickers.
         """
 
+        snapshot = self.model.snapshot()
+
         def quick_listing() -> PreparedImages | None:
             rows = quick_list_images(url)
-            return None if rows is None else prepare_images(rows)
+            return None if rows is None else prepare_images(rows, snapshot)
 
         def quick_listed(rows: PreparedImages | None) -> None:
             if rows is not None and self._opening is opening and not self._listed_once:
@@ -589,8 +589,10 @@ class MainWindow(QMainWindow):
 
         # The rows' sort keys are computed on the worker too: at 10,000 rows that is tens of
         # milliseconds the GUI thread would otherwise spend before it can paint.
+        # The diff against the rows shown now too, when nothing changes them meanwhile.
+        snapshot = self.model.snapshot()
         handle = self._runner.call(
-            "list images", lambda: prepare_images(backend.list_images()), listed, failed
+            "list images", lambda: prepare_images(backend.list_images(), snapshot), listed, failed
         )
         self._listing = handle
 
@@ -685,8 +687,8 @@ class MainWindow(QMainWindow):
     # Status bar and empty state
 
     def _update_counts(self, *_args: object) -> None:
-        total = self.model.rowCount()
-        shown = self.proxy.rowCount()
+        total = self.model.listed_count()
+        shown = self.model.rowCount()
         noun = "image" if total == 1 else "images"
         self.count_label.setText(
             f"{total} {noun}" if shown == total else f"{shown} of {total} {noun}"
@@ -701,9 +703,9 @@ class MainWindow(QMainWindow):
                 f"Cannot reach {name}.\n\n"
                 "Press F5 to try again, or choose another source in the toolbar."
             )
-        elif self._state == STATE_CONNECTING and self.model.rowCount() == 0:
+        elif self._state == STATE_CONNECTING and self.model.listed_count() == 0:
             text = CONNECTING_HINT.format(source=name)
-        elif self.model.rowCount() == 0:
+        elif self.model.listed_count() == 0:
             text = EMPTY_HINT
         else:
             text = NO_MATCH_HINT
@@ -745,11 +747,11 @@ class MainWindow(QMainWindow):
         self.detail.show_image(self.table.image_at(current))
 
     def _filter_changed(self, text: str) -> None:
-        self.proxy.set_filter_text(text)
+        self.model.set_filter_text(text)
         self._update_counts()
 
     def _dangling_toggled(self, show: bool) -> None:
-        self.proxy.set_show_dangling(show)
+        self.model.set_show_dangling(show)
         self._update_counts()
 
     def focus_filter(self) -> None:

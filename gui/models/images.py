@@ -1,25 +1,26 @@
-"""The image table: a model of ImageSummary rows that sorts itself, and a proxy that filters.
+"""The image table: a model of ImageSummary rows that sorts and filters itself.
 
-The model keeps its rows in display order and sorts them with list.sort on precomputed raw
-Python keys: Qt would squeeze sizes into 32-bit ints and get images over 2 GiB wrong, and a
-Python lessThan called n log n times through Qt froze the window for a second at 10,000 rows,
-where list.sort takes about ten milliseconds. A refresh changes rows in place, puts new rows
+The model keeps every listed row in display order and sorts them with list.sort on
+precomputed raw Python keys: Qt would squeeze sizes into 32-bit ints and get images over
+2 GiB wrong, and a Python lessThan called n log n times through Qt froze the window for a
+second at 10,000 rows, where list.sort takes about ten milliseconds. It filters them itself
+too: a QSortFilterProxyModel calls a Python filterAcceptsRow for every row on every layout
+change, tens of milliseconds at 10,000 rows. A refresh changes rows in place, puts new rows
 at their sorted place and moves rows with a layout change, so views keep their selection and
-scroll position; the listing task computes the keys (prepare_images) off the GUI thread. The
-proxy only filters; its sort() hands the work to the model.
+scroll position; the listing task computes the keys, the new order and what the filter shows
+(prepare_images, against a snapshot of the model) off the GUI thread, which is left with
+the signals.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
-from functools import partial
-from itertools import compress, filterfalse, repeat
-from operator import itemgetter, ne
+from collections.abc import Iterable, Sequence
+from itertools import compress, count, repeat
+from operator import and_, contains, is_not, itemgetter, ne, not_
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QGuiApplication, QPalette
 
 from core.models import ImageSummary
@@ -45,12 +46,13 @@ SortKeys = tuple[Any, ...]
 # cells are ordered by it, so an order is the same after every refresh and a new row has one
 # exact place to go.
 IDENTITY_KEY = len(HEADERS)
-# And last, the text the filter box searches (filter_haystack), also made off the GUI thread.
+# Then the text the filter box searches (filter_haystack), also made off the GUI thread, and
+# whether the row is dangling (the filter can hide those).
 FILTER_KEY = IDENTITY_KEY + 1
+DANGLING_KEY = FILTER_KEY + 1
 
-# Up to this many runs of neighbouring rows a refresh removes or inserts with one signal each
-# (about 50 us apiece at 10,000 rows, and the proxy filters only the new rows); beyond it,
-# one layout change, where the proxy filters every row again, costs less.
+# Up to this many runs of neighbouring rows a change removes or inserts with one signal each
+# (about 50 us apiece at 10,000 rows); beyond it, one layout change costs less.
 MANY_RUNS = 64
 
 
@@ -66,7 +68,8 @@ def unique_size(images: Iterable[ImageSummary]) -> int:
 
 
 def sort_keys(image: ImageSummary) -> SortKeys:
-    """Per column the raw value a row sorts by, then the row's identity and its filter text."""
+    """Per column the raw value a row sorts by, then the row's identity, filter text and
+    whether it is dangling."""
     repository, tag = image.repository, image.tag
     return (
         # Dangling rows sort after named ones, as `<none>` reads like an absence.
@@ -77,6 +80,7 @@ def sort_keys(image: ImageSummary) -> SortKeys:
         image.size,
         row_key(image),
         filter_haystack(image),
+        image.dangling,
     )
 
 
@@ -91,35 +95,165 @@ def filter_haystack(image: ImageSummary) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class RowFilter:
+    """Which rows the table shows: those containing text (any case), dangling ones or not."""
+
+    text: str = ""  # stripped and lower-cased
+    show_dangling: bool = True
+
+    def select(self, keys: list[SortKeys]) -> list[bool]:
+        """Per row (by its sort keys), whether it is shown; at C speed, as rows are 10,000s."""
+        shown = [True] * len(keys)
+        if self.text:
+            haystacks = map(itemgetter(FILTER_KEY), keys)
+            shown = list(map(contains, haystacks, repeat(self.text)))
+        if not self.show_dangling:
+            named = map(not_, map(itemgetter(DANGLING_KEY), keys))
+            shown = list(map(and_, shown, named))
+        return shown
+
+
+@dataclasses.dataclass(frozen=True)
+class RowsSnapshot:
+    """The model's state at one moment, for a worker thread to work out a refresh against."""
+
+    generation: int  # the model's count of changes when the snapshot was taken
+    listed: list[ImageSummary]  # every listed row, in display order
+    listed_keys: list[SortKeys]
+    shown_keys: list[SortKeys]  # of the rows Qt sees
+    sort_column: int
+    descending: bool
+    row_filter: RowFilter
+
+
+@dataclasses.dataclass(frozen=True)
+class Transition:
+    """A change of the model's rows, worked out in full (off the GUI thread for a refresh),
+    so that applying it is signals and list copies."""
+
+    generation: int  # of the model state it starts from
+    listed: list[ImageSummary]  # every listed row, in the new display order
+    listed_keys: list[SortKeys]
+    rows: list[ImageSummary]  # the rows Qt will see, and their keys
+    keys: list[SortKeys]
+    places: list[int | None]  # per row Qt sees now, its new row (None: it goes)
+    gone: list[int]  # the rows Qt sees now that go, ascending
+    kept: list[int]  # the new rows of those that stay, in their present order
+    added: list[int]  # the new rows Qt does not see now, ascending
+    changed: set[int]  # id() of rows whose content changed
+
+
+def plan_transition(
+    generation: int,
+    shown_keys: list[SortKeys],
+    listed: list[ImageSummary],
+    listed_keys: list[SortKeys],
+    row_filter: RowFilter,
+    changed: set[int],
+) -> Transition:
+    """From the rows Qt sees (by their keys) to the rows of listed row_filter lets through."""
+    shown = row_filter.select(listed_keys)
+    rows = list(compress(listed, shown))
+    keys = list(compress(listed_keys, shown))
+    identities = map(itemgetter(IDENTITY_KEY), keys)
+    place = dict(zip(identities, count()))
+    places = list(map(place.get, map(itemgetter(IDENTITY_KEY), shown_keys)))
+    gone = [row for row, new in enumerate(places) if new is None]
+    kept = [new for new in places if new is not None]
+    added = sorted(set(range(len(rows))).difference(kept))
+    return Transition(
+        generation, listed, listed_keys, rows, keys, places, gone, kept, added, changed
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class PreparedImages:
     """A listing made ready for the table: every row with its sort keys, by row_key."""
 
     rows: dict[RowKey, tuple[ImageSummary, SortKeys]]
     total_size: int  # unique_size() of the rows
+    transition: Transition | None = None  # from the snapshot it was prepared against, if any
 
 
-def prepare_images(images: Iterable[ImageSummary]) -> PreparedImages:
-    """Compute the rows' sort keys; plain Python, so a worker thread can do it for the GUI."""
+def prepare_images(
+    images: Iterable[ImageSummary], against: RowsSnapshot | None = None
+) -> PreparedImages:
+    """Compute the rows' sort keys, and the model's change from a snapshot of it.
+
+    Plain Python, so a worker thread can do it for the GUI: at 10,000 rows comparing,
+    sorting and filtering every row is tens of milliseconds the GUI thread is spared.
+    """
     rows: dict[RowKey, tuple[ImageSummary, SortKeys]] = {}
     for image in images:
         keys = sort_keys(image)
         rows[keys[IDENTITY_KEY]] = (image, keys)
-    return PreparedImages(rows, unique_size(image for image, _keys in rows.values()))
+    prepared = PreparedImages(rows, unique_size(image for image, _keys in rows.values()))
+    if against is None:
+        return prepared
+    return dataclasses.replace(prepared, transition=merge_listing(against, prepared))
+
+
+def merge_listing(snapshot: RowsSnapshot, prepared: PreparedImages) -> Transition:
+    """The snapshot's rows updated to a listing: changed ones replaced, gone ones dropped,
+    new ones added, all in the snapshot's sort order (new rows last when it has none)."""
+    wanted = dict(prepared.rows)
+    # Each current row's match in the listing (None: gone), looked up at C speed.
+    identities = map(itemgetter(IDENTITY_KEY), snapshot.listed_keys)
+    matches = list(map(wanted.pop, identities, repeat(None)))
+    rows: list[ImageSummary] = []
+    keys: list[SortKeys] = []
+    changed: set[int] = set()
+    for image, match in zip(snapshot.listed, matches, strict=True):
+        if match is None:
+            continue
+        fresh, fresh_keys = match
+        if fresh is not image and fresh != image:
+            changed.add(id(fresh))
+        rows.append(fresh)
+        keys.append(fresh_keys)
+    for fresh, fresh_keys in wanted.values():  # what no current row matched, in listing order
+        rows.append(fresh)
+        keys.append(fresh_keys)
+    if snapshot.sort_column >= 0:
+        rows, keys = sorted_rows(rows, keys, snapshot.sort_column, snapshot.descending)
+    return plan_transition(
+        snapshot.generation, snapshot.shown_keys, rows, keys, snapshot.row_filter, changed
+    )
+
+
+def sorted_rows(
+    rows: list[ImageSummary], keys: list[SortKeys], column: int, descending: bool
+) -> tuple[list[ImageSummary], list[SortKeys]]:
+    """rows and their keys ordered by a column's raw values (ties by identity), at C speed."""
+    order_of = list(map(itemgetter(column, IDENTITY_KEY), keys)).__getitem__
+    order = sorted(range(len(rows)), key=order_of, reverse=descending)
+    return list(map(rows.__getitem__, order)), list(map(keys.__getitem__, order))
 
 
 class ImageTableModel(RowTableModel[ImageSummary]):
-    """One row per tag, like `docker images`, in display order; ROW_ROLE gives the row back."""
+    """One row per tag, like `docker images`, in display order; ROW_ROLE gives the row back.
+
+    Every listed row is kept (in display order), and Qt sees those the filter lets through:
+    sorting and filtering here, at C speed, cost a few milliseconds at 10,000 rows, where a
+    QSortFilterProxyModel calls a Python filterAcceptsRow for every row on every change.
+    """
 
     HEADERS = HEADERS
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        # Per row, its sort_keys(): computed once per change, then every sort and every
-        # insertion compares these plain tuples at C speed.
+        # Every listed row in display order, and per row its sort_keys(): computed once per
+        # change, then every sort, filter and insertion reads these plain tuples at C speed.
+        self._listed: list[ImageSummary] = []
+        self._listed_keys: list[SortKeys] = []
+        # self._rows (from RowTableModel) and these keys are what Qt sees: the shown rows.
         self._sort_keys: list[SortKeys] = []
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
+        self._filter = RowFilter()
         self._total_size = 0
+        # Counts changes, so a listing prepared against an older snapshot is merged again.
+        self._generation = 0
 
     # Qt's interface
 
@@ -164,12 +298,14 @@ class ImageTableModel(RowTableModel[ImageSummary]):
         """Order the rows by a column's raw values; column -1 keeps the order rows have now."""
         if not 0 <= column < len(HEADERS):
             self._sort_column = -1
+            self._generation += 1
             return
         if (column, order) == (self._sort_column, self._sort_order):
             return  # kept sorted through every change; QTableView asks twice per click
         self._sort_column = column
         self._sort_order = order
-        self._sort_rows()
+        listed, keys = sorted_rows(self._listed, self._listed_keys, column, self._descending)
+        self._apply(self._plan(listed, keys))
 
     @property
     def sort_column(self) -> int:
@@ -181,55 +317,78 @@ class ImageTableModel(RowTableModel[ImageSummary]):
         """The direction of the sort."""
         return self._sort_order
 
+    # Filtering
+
+    @property
+    def filter_text(self) -> str:
+        """The text shown rows contain (in repository, tag or ID, any case); empty: all."""
+        return self._filter.text
+
+    def set_filter_text(self, text: str) -> None:
+        """Show only rows whose repository, tag or image ID contains text (any case)."""
+        self._set_filter(dataclasses.replace(self._filter, text=text.strip().lower()))
+
+    @property
+    def show_dangling(self) -> bool:
+        """Whether untagged (`<none>`) images are shown."""
+        return self._filter.show_dangling
+
+    def set_show_dangling(self, show: bool) -> None:
+        """Show or hide untagged (`<none>:<none>`) images."""
+        self._set_filter(dataclasses.replace(self._filter, show_dangling=show))
+
+    def _set_filter(self, row_filter: RowFilter) -> None:
+        """Show the listed rows row_filter lets through (rows come and go in place)."""
+        if row_filter == self._filter:
+            return
+        self._filter = row_filter
+        self._apply(self._plan(self._listed, self._listed_keys))
+
     # Updates
 
     def set_images(self, images: Sequence[ImageSummary] | PreparedImages) -> None:
         """Make the rows equal images, changing rows in place so views keep their selection.
 
-        A refresh passes prepare_images() made on a worker thread: the GUI thread is left
-        with the diff and the signals.
+        A refresh passes prepare_images() made on a worker thread against snapshot(): when
+        nothing changed the model in between, the GUI thread is left with the signals.
         """
         prepared = images if isinstance(images, PreparedImages) else prepare_images(images)
+        transition = prepared.transition
+        if transition is None or transition.generation != self._generation:
+            transition = merge_listing(self.snapshot(), prepared)
         # Known before the first signal, so the status bar reads the new total whenever it asks.
         self._total_size = prepared.total_size
-        wanted = dict(prepared.rows)
-        # Each current row's match in the listing (None: gone), looked up at C speed.
-        identities = map(itemgetter(IDENTITY_KEY), self._sort_keys)
-        matches = list(map(wanted.pop, identities, repeat(None)))
-        gone = [row for row, match in enumerate(matches) if match is None]
-        changed, moved = self._update_in_place(matches)
-        added = list(wanted.values())  # what no current row matched, in listing order
-        added_images = [image for image, _keys in added]
-        added_keys = [keys for _image, keys in added]
-        runs = _runs(gone)
-        if len(runs) > MANY_RUNS:
-            self._replace_scattered(gone, added_images, added_keys)
-        else:
-            for first, last in reversed(runs):
-                self.beginRemoveRows(QModelIndex(), first, last)
-                del self._rows[first : last + 1]
-                del self._sort_keys[first : last + 1]
-                self.endRemoveRows()
-            if moved:
-                self._sort_rows()
-            self._insert(added_images, added_keys)
-        self._announce_changed(changed)
+        self._apply(transition)
+
+    def snapshot(self) -> RowsSnapshot:
+        """The model as it is now, for prepare_images() on a worker thread."""
+        return RowsSnapshot(
+            self._generation,
+            list(self._listed),
+            list(self._listed_keys),
+            list(self._sort_keys),
+            self._sort_column,
+            self._descending,
+            self._filter,
+        )
 
     def images(self) -> list[ImageSummary]:
-        """The rows, in model order."""
+        """The shown rows, in display order."""
         return list(self._rows)
+
+    visible_images = images
+
+    def listed_count(self) -> int:
+        """How many rows the listing has, shown or not."""
+        return len(self._listed)
 
     def image_at(self, row: int) -> ImageSummary:
         """The image of a model row."""
         return self._rows[row]
 
     def total_size(self) -> int:
-        """unique_size() of every row, computed with the listing (the status bar asks often)."""
+        """unique_size() of every listed row, computed with the listing (asked often)."""
         return self._total_size
-
-    def filter_text_at(self, row: int) -> str:
-        """filter_haystack() of a model row, made when the row came in."""
-        return str(self._sort_keys[row][FILTER_KEY])
 
     def sort_value(self, row: int, column: int) -> Any:
         """The raw comparable value of a cell (what SORT_ROLE returns), without Qt in between."""
@@ -240,78 +399,58 @@ class ImageTableModel(RowTableModel[ImageSummary]):
         """What a column sorts by: bytes, timestamps, lower-cased names (dangling last)."""
         return sort_keys(image)[column] if 0 <= column < len(HEADERS) else None
 
-    def _update_in_place(
-        self, matches: list[tuple[ImageSummary, SortKeys] | None]
-    ) -> tuple[set[int], bool]:
-        """Replace rows whose content changed; their id()s, and whether a sort value moved."""
-        changed: set[int] = set()  # id() of the fresh rows, wherever they end up
-        moved = False
-        column = self._sort_column
-        for row, match in enumerate(matches):
-            if match is None:
-                continue
-            fresh, keys = match
-            image = self._rows[row]
-            if fresh is not image and fresh != image:
-                moved = moved or (column >= 0 and keys[column] != self._sort_keys[row][column])
-                self._rows[row] = fresh
-                self._sort_keys[row] = keys
-                changed.add(id(fresh))
-        return changed, moved
+    def _plan(self, listed: list[ImageSummary], keys: list[SortKeys]) -> Transition:
+        """The change to listed (no row's content changed), under the current filter."""
+        return plan_transition(self._generation, self._sort_keys, listed, keys, self._filter, set())
 
-    def _replace_scattered(
-        self, gone: list[int], added: list[ImageSummary], added_keys: list[SortKeys]
-    ) -> None:
-        """Many scattered rows go: append, one layout change (gone rows last), one removal."""
-        if added:
-            self._insert_run(len(self._rows), added, added_keys)
-        staying = list(filterfalse(set(gone).__contains__, range(len(self._rows))))
-        if self._sort_column >= 0:
-            staying.sort(key=self._row_order(), reverse=self._descending)
-        self._reorder(staying + gone)
-        first = len(staying)
-        self.beginRemoveRows(QModelIndex(), first, len(self._rows) - 1)
-        del self._rows[first:]
-        del self._sort_keys[first:]
+    def _apply(self, transition: Transition) -> None:
+        """Make the model's rows the transition's, with as few and as small signals as tell
+        the views: removals, one layout change if the kept rows' order changed, insertions,
+        then dataChanged for changed rows, all at the rows' places."""
+        self._generation += 1
+        self._listed, self._listed_keys = transition.listed, transition.listed_keys
+        rows, keys, places = transition.rows, transition.keys, transition.places
+        gone, kept, added = transition.gone, transition.kept, transition.added
+        runs = _runs(gone)
+        if len(runs) > MANY_RUNS:
+            # Many scattered rows go: one layout change putting them last, one removal.
+            staying = list(compress(range(len(places)), map(is_not, places, repeat(None))))
+            staying.sort(key=places.__getitem__)
+            self._reorder(staying + gone)
+            self._remove(len(kept), len(places) - 1)
+        else:
+            for first, last in reversed(runs):
+                self._remove(first, last)
+            self._reorder(sorted(range(len(kept)), key=kept.__getitem__))
+        # The rows kept now stand in their new order; the new rows go in between.
+        kept = sorted(kept)
+        self._rows = list(map(rows.__getitem__, kept))
+        self._sort_keys = list(map(keys.__getitem__, kept))
+        added_runs = _runs(added)
+        if len(added_runs) > MANY_RUNS:
+            # Too many places: append them all and put them in place with one layout change.
+            self._insert_run(len(self._rows), rows, keys, added)
+            self._reorder(sorted(range(len(rows)), key=[*kept, *added].__getitem__))
+        else:
+            for first, last in added_runs:  # top-down: rows above a run are in place
+                self._insert_run(first, rows, keys, range(first, last + 1))
+        self._rows, self._sort_keys = list(rows), list(keys)
+        self._announce_changed(transition.changed)
+
+    def _remove(self, first: int, last: int) -> None:
+        self.beginRemoveRows(QModelIndex(), first, last)
+        del self._rows[first : last + 1]
+        del self._sort_keys[first : last + 1]
         self.endRemoveRows()
 
-    def _insert(self, added: list[ImageSummary], added_keys: list[SortKeys]) -> None:
-        """Insert new rows at their sorted places, one signal per run of neighbours."""
-        if not added:
-            return
-        if self._sort_column < 0:
-            self._insert_run(len(self._rows), added, added_keys)
-            return
-        order_of = itemgetter(self._sort_column, IDENTITY_KEY)
-        descending = self._descending
-        orders = list(map(order_of, added_keys))
-        ranking = sorted(range(len(added)), key=orders.__getitem__, reverse=descending)
-        images = [added[index] for index in ranking]
-        keys = [added_keys[index] for index in ranking]
-        # Where each new row goes among the current rows, by bisect at C speed; for a
-        # descending order, search the reversed (ascending) list and count from the end.
-        current = list(map(order_of, self._sort_keys))
-        if descending:
-            current.reverse()
-        places = list(map(partial(bisect_left, current), map(orders.__getitem__, ranking)))
-        if descending:
-            places = [len(current) - place for place in places]
-        # New rows with the same place are neighbours: one run, one signal.
-        starts = [0] + [i for i in range(1, len(places)) if places[i] != places[i - 1]]
-        if len(starts) > MANY_RUNS:
-            # Too many places: append them all and sort once (one layout change).
-            self._insert_run(len(self._rows), images, keys)
-            self._sort_rows()
-            return
-        ends = [*starts[1:], len(places)]
-        # Bottom-up, so the places of the runs still to insert stay where they were counted.
-        for start, end in reversed(list(zip(starts, ends, strict=True))):
-            self._insert_run(places[start], images[start:end], keys[start:end])
-
-    def _insert_run(self, row: int, images: list[ImageSummary], keys: list[SortKeys]) -> None:
-        self.beginInsertRows(QModelIndex(), row, row + len(images) - 1)
-        self._rows[row:row] = images
-        self._sort_keys[row:row] = keys
+    def _insert_run(
+        self, row: int, rows: list[ImageSummary], keys: list[SortKeys], which: Iterable[int]
+    ) -> None:
+        """Insert rows[i] for i in which at row, one signal."""
+        which = list(which)
+        self.beginInsertRows(QModelIndex(), row, row + len(which) - 1)
+        self._rows[row:row] = map(rows.__getitem__, which)
+        self._sort_keys[row:row] = map(keys.__getitem__, which)
         self.endInsertRows()
 
     def _reorder(self, order: list[int]) -> None:
@@ -339,17 +478,6 @@ class ImageTableModel(RowTableModel[ImageSummary]):
         last_column = len(HEADERS) - 1
         for first, last in _runs(rows):
             self.dataChanged.emit(self.index(first, 0), self.index(last, last_column))
-
-    def _row_order(self) -> Callable[[int], Any]:
-        """A key function giving a row number its place in the current sort column's order."""
-        # A list's own __getitem__ is called at C speed, unlike a lambda.
-        return list(map(itemgetter(self._sort_column, IDENTITY_KEY), self._sort_keys)).__getitem__
-
-    def _sort_rows(self) -> None:
-        """Order the rows by the sort column (one layout change, when anything moves)."""
-        rows = list(range(len(self._rows)))
-        rows.sort(key=self._row_order(), reverse=self._descending)
-        self._reorder(rows)
 
     @property
     def _descending(self) -> bool:
@@ -382,86 +510,6 @@ class ImageTableModel(RowTableModel[ImageSummary]):
         if column in (COL_REPOSITORY, COL_TAG) and image.digest:
             return image.digest
         return None
-
-
-class ImageSortProxy(QSortFilterProxyModel):
-    """Filters by text and hides dangling rows; sorting is the source model's own sort()."""
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self._text = ""
-        self._show_dangling = True
-        self._table: ImageTableModel | None = None
-        self.setDynamicSortFilter(True)
-
-    def setSourceModel(self, model: Any) -> None:
-        """Filter model; an ImageTableModel is read directly, without QVariant."""
-        self._table = model if isinstance(model, ImageTableModel) else None
-        super().setSourceModel(model)
-
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        """Let the source model sort itself; this proxy's own sort column stays -1.
-
-        A proxy sort would compare through a Python lessThan n log n times on the GUI
-        thread; the source model sorts its precomputed keys with list.sort instead, and the
-        proxy, which does not sort, follows the source order.
-        """
-        source = self.sourceModel()
-        if source is not None:
-            source.sort(column, order)
-
-    @property
-    def filter_text(self) -> str:
-        """The text rows must contain (in repository, tag or ID); empty shows all."""
-        return self._text
-
-    def set_filter_text(self, text: str) -> None:
-        """Show only rows whose repository, tag or image ID contains text (any case)."""
-        text = text.strip().lower()
-        if text == self._text:
-            return
-        self.beginFilterChange()
-        self._text = text
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    @property
-    def show_dangling(self) -> bool:
-        """Whether untagged (`<none>`) images are listed."""
-        return self._show_dangling
-
-    def set_show_dangling(self, show: bool) -> None:
-        """List or hide untagged (`<none>:<none>`) images."""
-        if show == self._show_dangling:
-            return
-        self.beginFilterChange()
-        self._show_dangling = show
-        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-
-    def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
-        """Whether a source row passes the dangling toggle and the text filter."""
-        if self._show_dangling and not self._text:
-            return True  # asked for every row after each layout change: keep it short
-        if self._table is not None:
-            image: Any = self._table.image_at(source_row)
-            haystack = self._table.filter_text_at(source_row)
-        else:
-            image = self.sourceModel().index(source_row, 0, source_parent).data(ROW_ROLE)
-            haystack = filter_haystack(image) if isinstance(image, ImageSummary) else ""
-        if not isinstance(image, ImageSummary):
-            return True
-        if image.dangling and not self._show_dangling:
-            return False
-        return self._text in haystack
-
-    def image_at(self, row: int) -> ImageSummary:
-        """The image shown in a proxy row."""
-        image = self.index(row, 0).data(ROW_ROLE)
-        assert isinstance(image, ImageSummary)
-        return image
-
-    def visible_images(self) -> list[ImageSummary]:
-        """The rows that pass the filter, in display order."""
-        return [self.image_at(row) for row in range(self.rowCount())]
 
 
 def _runs(rows: list[int]) -> list[tuple[int, int]]:

@@ -24,7 +24,7 @@ class ImageTableView(HintTableView):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
 
     def setModel(self, model: object) -> None:  # type: ignore[override]
-        """Attach the (proxy) model and size the columns for their usual contents."""
+        """Attach the model and size the columns for their usual contents."""
         super().setModel(model)  # type: ignore[arg-type]
         header = self.horizontalHeader()
         header.setSectionResizeMode(COL_REPOSITORY, QHeaderView.ResizeMode.Stretch)

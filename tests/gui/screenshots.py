@@ -150,8 +150,8 @@ def main() -> int:
             wait_for(window.imagesRefreshed, lambda: window.open_source(engine))
             row = next(
                 row
-                for row in range(window.proxy.rowCount())
-                if window.proxy.image_at(row).reference == "example/web:1.4"
+                for row in range(window.model.rowCount())
+                if window.model.image_at(row).reference == "example/web:1.4"
             )
             window.detail.tabs.setCurrentIndex(TAB_INSPECT)
             wait_for(window.detail.historyLoaded, lambda: window.table.selectRow(row))

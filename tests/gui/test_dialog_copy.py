@@ -164,7 +164,7 @@ def _opened(qtbot: QtBot, window: MainWindow, action_name: str) -> QWidget:
 
 def _select(qtbot: QtBot, window: MainWindow, reference: str) -> None:
     row = next(
-        r for r in range(window.proxy.rowCount()) if window.proxy.image_at(r).reference == reference
+        r for r in range(window.model.rowCount()) if window.model.image_at(r).reference == reference
     )
     with qtbot.waitSignal(window.detail.inspectLoaded, timeout=TIMEOUT_MS):
         window.table.selectRow(row)

@@ -111,8 +111,8 @@ def browser_of(window: MainWindow) -> LayerBrowser:
 
 def row_of(window: MainWindow, reference: str) -> int:
     """The table row showing reference."""
-    for row in range(window.proxy.rowCount()):
-        if window.proxy.image_at(row).reference == reference:
+    for row in range(window.model.rowCount()):
+        if window.model.image_at(row).reference == reference:
             return row
     raise AssertionError(f"{reference} is not listed")
 
@@ -122,7 +122,7 @@ def select(qtbot: QtBot, window: MainWindow, reference: str) -> ImageSummary:
     row = row_of(window, reference)
     with qtbot.waitSignal(window.detail.inspectLoaded, timeout=WAIT_MS):
         window.table.selectRow(row)
-    return window.proxy.image_at(row)
+    return window.model.image_at(row)
 
 
 def open_files(qtbot: QtBot, window: MainWindow, reference: str) -> LayerBrowser:

@@ -140,8 +140,8 @@ def window(
 
 def row_of(window: MainWindow, reference: str) -> int:
     """The display row showing reference, -1 when none does."""
-    for row in range(window.proxy.rowCount()):
-        if window.proxy.image_at(row).reference == reference:
+    for row in range(window.model.rowCount()):
+        if window.model.image_at(row).reference == reference:
             return row
     return -1
 
@@ -152,7 +152,7 @@ def select(qtbot, window: MainWindow, reference: str) -> ImageSummary:
     assert row >= 0, f"{reference} is not listed"
     with qtbot.waitSignal(window.detail.inspectLoaded, timeout=WAIT_MS):
         window.table.selectRow(row)
-    return window.proxy.image_at(row)
+    return window.model.image_at(row)
 
 
 def test_list_shows_the_base_image(window: MainWindow, services: Services) -> None:
@@ -170,13 +170,13 @@ def test_status_bar_counts_rows_and_sums_unique_sizes(window: MainWindow) -> Non
 
 def test_sort_by_size_orders_rows_by_bytes(qtbot, window: MainWindow) -> None:
     window.table.horizontalHeader().setSortIndicator(COL_SIZE, Qt.SortOrder.DescendingOrder)
-    sizes = [window.proxy.image_at(row).size for row in range(window.proxy.rowCount())]
+    sizes = [window.model.image_at(row).size for row in range(window.model.rowCount())]
     assert sizes == sorted(sizes, reverse=True)
     # Other tests share the engine and may leave larger images: look at this test's own.
     ours = [
-        window.proxy.image_at(row).reference
-        for row in range(window.proxy.rowCount())
-        if window.proxy.image_at(row).reference.startswith("layerdeck-gui/")
+        window.model.image_at(row).reference
+        for row in range(window.model.rowCount())
+        if window.model.image_at(row).reference.startswith("layerdeck-gui/")
     ]
     assert ours[0] == "layerdeck-gui/large:1"
 
@@ -184,7 +184,7 @@ def test_sort_by_size_orders_rows_by_bytes(qtbot, window: MainWindow) -> None:
 def test_filter_box_keeps_matching_rows_only(qtbot, window: MainWindow) -> None:
     window.focus_filter()
     qtbot.keyClicks(window.filter_bar.text_box, "gui/med")
-    assert [image.reference for image in window.proxy.visible_images()] == [
+    assert [image.reference for image in window.model.visible_images()] == [
         "layerdeck-gui/medium:1"
     ]
     assert window.count_label.text().startswith("1 of ")
@@ -192,7 +192,7 @@ def test_filter_box_keeps_matching_rows_only(qtbot, window: MainWindow) -> None:
 
 def test_filter_with_no_match_shows_a_hint(qtbot, window: MainWindow) -> None:
     qtbot.keyClicks(window.filter_bar.text_box, "no-such-image-anywhere")
-    assert window.proxy.rowCount() == 0
+    assert window.model.rowCount() == 0
     assert window.table.empty_text == NO_MATCH_HINT
 
 
@@ -366,7 +366,7 @@ def test_a_burst_of_changes_makes_one_refresh(qtbot, window: MainWindow) -> None
 def test_selection_survives_a_refresh(qtbot, window: MainWindow) -> None:
     row = row_of(window, "layerdeck-gui/medium:1")
     window.table.selectionModel().select(
-        window.proxy.index(row, 0),
+        window.model.index(row, 0),
         QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
     )
     with qtbot.waitSignal(window.imagesRefreshed, timeout=WAIT_MS):
@@ -391,7 +391,7 @@ def test_engine_going_away_shows_a_message_and_the_window_stays_usable(
         # Still usable: the last listing stays, filtering and selecting work, F5 retries.
         assert window.model.rowCount() == listed
         qtbot.keyClicks(window.filter_bar.text_box, "gui/large")
-        assert window.proxy.rowCount() == 1
+        assert window.model.rowCount() == 1
         window.table.selectRow(0)
         assert window.selected_images()[0].reference == "layerdeck-gui/large:1"
         qtbot.keyClick(window, Qt.Key.Key_F5)
@@ -454,13 +454,13 @@ def test_sort_column_and_dangling_toggle_are_remembered(
         Qt.SortOrder.AscendingOrder,
     )
     assert not second.filter_bar.dangling_box.isChecked()
-    assert not second.proxy.show_dangling
+    assert not second.model.show_dangling
     second.close()
 
 
 def test_row_holds_the_image_summary(window: MainWindow, services: Services) -> None:
     row = row_of(window, services.base_image)
-    image = window.proxy.index(row, COL_SIZE).data(ROW_ROLE)
+    image = window.model.index(row, COL_SIZE).data(ROW_ROLE)
     assert isinstance(image, ImageSummary) and image.reference == services.base_image
 
 
