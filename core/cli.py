@@ -33,6 +33,9 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 # How long a cancelled operation may take to wind down before the CLI stops waiting for it.
 CANCEL_GRACE_SECONDS = 10.0
+# core.models.NETWORK_MODES, spelled out: importing core.models would slow `layerdeck images`
+# (tests/unit checks that the two agree).
+NETWORK_CHOICES = ("default", "none", "host")
 
 
 class Terminal:
@@ -155,7 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--target", help="the build stage to stop at")
     build.add_argument("--no-cache", action="store_true", help="do not use the build cache")
     build.add_argument("--pull", action="store_true", help="always pull newer base images")
-    build.add_argument("--network", choices=("none", "host"), default="none", help="RUN network")
+    build.add_argument(
+        "--network",
+        choices=NETWORK_CHOICES,
+        default="default",
+        help="RUN network (default: the engine's; the built-in store's is the host's)",
+    )
     build.add_argument(
         "--check", action="store_true", help="only check the Dockerfile and list its mistakes"
     )
@@ -205,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("-w", "--workdir", help="working directory inside the container")
     run.add_argument("-u", "--user", help="user name or UID[:GID]")
-    run.add_argument("--network", choices=("none", "host"), default="none")
+    run.add_argument("--network", choices=NETWORK_CHOICES, default="default")
     run.add_argument("--name", help="a name for the container")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")

@@ -16,6 +16,20 @@ from typing import Literal
 
 from core.errors import Cancelled
 
+# A container's or RUN step's network: "default" is what `docker build`/`docker create` give
+# without --network (the engine's own default, its bridge; the built-in store has no bridge,
+# so the host's network), "none" is loopback only, "host" is the host's network.
+NetworkMode = Literal["default", "none", "host"]
+NETWORK_MODES: tuple[NetworkMode, ...] = ("default", "none", "host")
+
+
+def network_mode(value: object) -> NetworkMode:
+    """value as a NetworkMode; anything else (a missing or unknown setting) is "default"."""
+    for mode in NETWORK_MODES:
+        if value == mode:
+            return mode
+    return "default"
+
 
 @dataclass(frozen=True, slots=True)
 class ImageSummary:
@@ -144,7 +158,7 @@ class BuildOptions:
     target: str | None = None
     no_cache: bool = False
     pull: bool = False
-    network: Literal["none", "host"] = "none"
+    network: NetworkMode = "default"
 
 
 @dataclass(frozen=True)
@@ -170,7 +184,7 @@ class ContainerSpec:
     env: tuple[str, ...] = ()
     workdir: str | None = None
     user: str | None = None
-    network: Literal["none", "host"] = "none"
+    network: NetworkMode = "default"
     tty: bool = False
 
 

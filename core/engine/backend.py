@@ -59,6 +59,7 @@ from core.models import (
     ImageSummary,
     LayerProgress,
     LogLine,
+    NetworkMode,
     Notice,
     PruneResult,
     RemovalEntry,
@@ -316,7 +317,7 @@ class DockerEngineBackend:
 
     @engine_call
     def create_container(self, spec: ContainerSpec) -> str:
-        """Create a container from an image (no network or the host's) and return its ID."""
+        """Create a container from an image and return its ID."""
         api = self._quick()
         created = api.create_container(
             _required(spec.image, "image"),
@@ -326,7 +327,7 @@ class DockerEngineBackend:
             working_dir=spec.workdir,
             user=spec.user,
             tty=spec.tty,
-            host_config=api.create_host_config(network_mode=spec.network),
+            host_config=api.create_host_config(network_mode=_network_mode(spec.network)),
         )
         return str(created["Id"])
 
@@ -424,7 +425,7 @@ class DockerEngineBackend:
                     forcerm=True,
                     buildargs=dict(options.build_args) or None,
                     target=options.target,
-                    network_mode=options.network,
+                    network_mode=_network_mode(options.network),
                     decode=True,
                 )
                 for message in stream:
@@ -657,3 +658,8 @@ def _build_failure(transcript: BuildTranscript, instructions: Any) -> BuildFaile
         step=step.index,
         line=line,
     )
+
+
+def _network_mode(network: NetworkMode) -> str | None:
+    """The Engine API's NetworkMode: left out for "default", so the engine picks its own."""
+    return None if network == "default" else network

@@ -278,7 +278,9 @@ class Runtime:
         with self._names_lock():
             taken = {record.name: record.id for record in self._records()}
             name = self._choose_name(spec.name, taken)
-            hostname = socket.gethostname() if spec.network == "host" else container_id[:12]
+            # No bridge here: a container gets the host's network unless it asks for none.
+            network = "none" if spec.network == "none" else "host"
+            hostname = socket.gethostname() if network == "host" else container_id[:12]
             record = ContainerRecord(
                 id=container_id,
                 name=name,
@@ -290,7 +292,7 @@ class Runtime:
                 workdir=workdir,
                 user=spec.user if spec.user is not None else str(image_config.get("User") or ""),
                 hostname=hostname,
-                network=spec.network,
+                network=network,
                 tty=spec.tty,
                 lower_dirs=tuple(str(Path(d).resolve()) for d in lower_dirs),
                 labels=dict(image_config.get("Labels") or {}),

@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
 
 from core.backend import Backend
 from core.errors import BuildFailed, Cancelled, InvalidReference, LayerdeckError
-from core.models import BuildOptions, BuildStep, DockerfileProblem, Event
+from core.models import BuildOptions, BuildStep, DockerfileProblem, Event, network_mode
 from core.reference import parse_reference
 from gui.dialogs.banner import MessageBanner, set_status, tone_colour
 from gui.dialogs.build_log import BuildLogView, LogError
@@ -174,8 +174,15 @@ class BuildDialog(QDialog):
         form.addRow("Target stage:", self.target_field)
 
         self.network_combo = QComboBox(self)
+        self.network_combo.addItem("Default", "default")
         self.network_combo.addItem("None (no network)", "none")
         self.network_combo.addItem("Host", "host")
+        self.network_combo.setItemData(
+            0,
+            "What docker build uses without --network: the engine's default network; the "
+            "built-in store, which has no bridge, gives RUN the host's network.",
+            Qt.ItemDataRole.ToolTipRole,
+        )
         form.addRow("Network for RUN:", self.network_combo)
 
         self.no_cache_box = QCheckBox("Do not use the build cache", self)
@@ -316,7 +323,6 @@ class BuildDialog(QDialog):
             relative = str(dockerfile.resolve().relative_to(context.resolve()))
         except ValueError:
             relative = str(dockerfile.resolve())
-        network = "host" if self.network_combo.currentData() == "host" else "none"
         return BuildOptions(
             context=context,
             dockerfile=relative,
@@ -325,7 +331,7 @@ class BuildDialog(QDialog):
             target=self.target_field.text().strip() or None,
             no_cache=self.no_cache_box.isChecked(),
             pull=self.pull_box.isChecked(),
-            network=network,
+            network=network_mode(self.network_combo.currentData()),
         )
 
     def _validate(self) -> None:

@@ -21,7 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from core.models import BuildOptions, BuildStep, LayerProgress, LogLine, Notice
+from core.models import (
+    BuildOptions,
+    BuildStep,
+    LayerProgress,
+    LogLine,
+    NetworkMode,
+    Notice,
+    network_mode,
+)
 from gui.dialogs.build_log import LogEntry, LogError
 
 log = logging.getLogger(__name__)
@@ -57,7 +65,7 @@ class BuildRecord:
     target: str | None = None
     no_cache: bool = False
     pull: bool = False
-    network: Literal["none", "host"] = "none"
+    network: NetworkMode = "default"
     image_id: str | None = None
     error: str | None = None
     failed_step: int | None = None
@@ -130,7 +138,7 @@ class BuildRecord:
             target=document.get("target"),
             no_cache=bool(document.get("no_cache", False)),
             pull=bool(document.get("pull", False)),
-            network="host" if document.get("network") == "host" else "none",
+            network=network_mode(document.get("network")),
             image_id=document.get("image_id"),
             error=document.get("error"),
             failed_step=_optional_int(document.get("failed_step")),

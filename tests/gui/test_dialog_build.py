@@ -183,3 +183,16 @@ def test_invalid_tag_keeps_build_disabled_with_the_reason(
     dialog.tags_field.setText("Bad:Tag")
     assert not dialog.build_button.isEnabled()
     assert "lowercase" in dialog.tags_status.text()
+
+
+def test_the_network_starts_at_the_back_ends_default_and_is_kept_in_the_options(
+    qtbot: QtBot, runner: TaskRunner, backend: DockerEngineBackend, tmp_path: Path
+) -> None:
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\n", encoding="utf-8")
+    dialog = _dialog(qtbot, runner, backend, context)
+    assert dialog.network_combo.currentText() == "Default"
+    assert dialog.options().network == "default"
+    dialog.network_combo.setCurrentIndex(dialog.network_combo.findData("none"))
+    assert dialog.options().network == "none"

@@ -61,6 +61,8 @@ class Output:
 
 
 def _run(runtime: Runtime, layer: Path, script: str, **spec: Any) -> tuple[int, Output, str]:
+    """Run script in a container of the base layer (with no network unless spec says)."""
+    spec.setdefault("network", "none")
     container = runtime.create(
         IMAGE_ID,
         IMAGE_CONFIG,
@@ -110,6 +112,16 @@ def test_network_none_has_only_loopback_and_it_is_up(runtime: Runtime, base_laye
 def test_network_host_sees_the_hosts_interfaces(runtime: Runtime, base_layer: Path) -> None:
     _, output, _ = _run(runtime, base_layer, "ls /sys/class/net", network="host")
     assert sorted(output.text()) == sorted(os.listdir("/sys/class/net"))
+
+
+def test_the_default_network_is_the_hosts_as_the_store_has_no_bridge(
+    runtime: Runtime, base_layer: Path
+) -> None:
+    # What `docker run` without --network gives is a bridge with outbound access; the
+    # nearest the store has is the host's network (so the seed's `RUN apt-get update` works).
+    _, output, container = _run(runtime, base_layer, "ls /sys/class/net", network="default")
+    assert sorted(output.text()) == sorted(os.listdir("/sys/class/net"))
+    assert runtime.record(container).network == "host"
 
 
 def test_image_user_is_resolved_through_the_containers_passwd(

@@ -306,3 +306,19 @@ def test_progress_can_stay_quiet_on_a_pipe_as_docker_load_does() -> None:
     printer(LayerProgress("archive", "Sending", 100, 1000))
     printer(Notice("Loaded image: app:1"))
     assert out.getvalue() == "Loaded image: app:1\n"
+
+
+def test_network_choices_are_the_models_network_modes() -> None:
+    from core.cli import NETWORK_CHOICES
+    from core.models import NETWORK_MODES, network_mode
+
+    assert NETWORK_CHOICES == NETWORK_MODES
+    assert [network_mode(mode) for mode in NETWORK_MODES] == list(NETWORK_MODES)
+    assert network_mode("bridge") == network_mode(None) == "default"
+
+
+def test_build_rejects_an_unknown_network_with_the_choices(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["build", "--network", "bridge", "."]) == 2
+    assert "'default', 'none', 'host'" in capsys.readouterr().err
