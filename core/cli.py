@@ -883,12 +883,12 @@ def check_dockerfile(args: argparse.Namespace, terminal: Terminal) -> int:
     from core.cli_render import write_json
     from core.dockerfile import check
 
-    _, dockerfile, _ = _dockerfile_path(args)
+    context, dockerfile, relative = _dockerfile_path(args)
     try:
         text = dockerfile.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"cannot read the Dockerfile {str(dockerfile)!r}: {exc}") from exc
-    problems = check(text, _build_args(args.build_arg), args.target)
+    problems = check(text, _build_args(args.build_arg), args.target, context, relative)
     label = args.file if args.file else "Dockerfile"
     if args.format == "json":
         write_json(terminal.out, problems)

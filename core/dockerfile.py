@@ -19,13 +19,17 @@ import re
 import signal
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dockerfile as buildkit
 
 from core.errors import BuildFailed, InvalidArgument, InvalidReference, NotFound
 from core.models import BuildOptions, DockerfileProblem
 from core.reference import parse_reference
+
+if TYPE_CHECKING:
+    from core.store.context import BuildContext
 
 KNOWN_INSTRUCTIONS = (
     "ADD",
@@ -1048,8 +1052,15 @@ def check(
     text: str,
     build_args: Mapping[str, str] | None = None,
     target: str | None = None,
+    context: Path | None = None,
+    dockerfile: str = "Dockerfile",
 ) -> list[DockerfileProblem]:
-    """Every mistake in the Dockerfile, each with its line, sorted by line."""
+    """Every mistake in the Dockerfile, each with its line, sorted by line.
+
+    Given the build's context folder, COPY and ADD sources it lacks (or .dockerignore
+    leaves out) are mistakes too, found before a long RUN ahead of them.
+    """
+    sources = _context_of(context, dockerfile)
     instructions, problems = _parse_tolerant(text)
     if not instructions and not problems:
         return [DockerfileProblem(1, "the Dockerfile is empty: it needs at least a FROM line")]
@@ -1058,19 +1069,23 @@ def check(
     meta = _safe_meta_args(parsed, build_args or {}, problems)
     problems.extend(_stage_problems(parsed, meta))
 
+    built = len(parsed.stages)  # the classic builder builds every stage up to the target
+    if target is not None and parsed.stages:
+        try:
+            built = parsed.stage(target).index + 1
+        except InvalidArgument as exc:
+            problems.append(DockerfileProblem(parsed.stages[-1].line, str(exc)))
     for stage in parsed.stages:
         env = StageEnvironment(meta_args=meta, build_args=build_args, escape=parsed.escape)
         for instruction in stage.instructions:
             recording = _RecordingEnvironment(env.mapping())
-            for message in instruction_problems(instruction, recording, parsed.escape):
+            messages = instruction_problems(instruction, recording, parsed.escape)
+            if not messages and sources is not None and stage.index < built:
+                messages = _source_problems(instruction, recording, parsed.escape, sources)
+            for message in messages:
                 problems.append(DockerfileProblem(instruction.line, message))
             problems.extend(_from_flag_problems(parsed, stage, instruction))
             _track_environment(env, instruction)
-    if target is not None and parsed.stages:
-        try:
-            parsed.stage(target)
-        except InvalidArgument as exc:
-            problems.append(DockerfileProblem(parsed.stages[-1].line, str(exc)))
     return sorted(set(problems), key=lambda problem: (problem.line, problem.message))
 
 
@@ -1094,7 +1109,7 @@ def read_and_check(options: BuildOptions) -> ParsedDockerfile:
     refuses, every problem listed at once, before dockerd or the builder starts any step.
     """
     text = read_dockerfile(options)
-    problems = check(text, options.build_args, options.target)
+    problems = check(text, options.build_args, options.target, options.context, options.dockerfile)
     if problems:
         listing = "\n".join(f"  {problem}" for problem in problems)
         raise BuildFailed(
@@ -1103,6 +1118,40 @@ def read_and_check(options: BuildOptions) -> ParsedDockerfile:
             problems=problems,
         )
     return parse(text)
+
+
+def _context_of(context: Path | None, dockerfile: str) -> BuildContext | None:
+    """The build context to look for COPY/ADD sources in, when there is one to read."""
+    from core.store.context import BuildContext
+
+    if context is None or not context.is_dir():
+        return None
+    try:
+        return BuildContext(context, dockerfile)
+    except InvalidArgument:
+        return None  # an unreadable .dockerignore: the build itself says so
+
+
+def _source_problems(
+    instruction: Instruction, env: Mapping[str, str], escape: str, context: BuildContext
+) -> list[str]:
+    """The sources of a COPY or ADD from the context that the context does not have."""
+    from core.store.context import is_url, missing_source
+
+    keyword = instruction.keyword
+    if keyword not in ("COPY", "ADD") or instruction.flag("from") is not None:
+        return []
+    if instruction.heredocs or len(instruction.arguments) < 2:
+        return []  # heredocs are refused, a missing destination reported, elsewhere
+    messages = []
+    for word in instruction.arguments[:-1]:
+        try:
+            source = expand(word, env, escape)
+            if not is_url(source) and not context.names_for(source, instruction.line):
+                messages.append(missing_source(keyword, source))
+        except (InvalidArgument, BuildFailed) as exc:
+            messages.append(str(exc))
+    return messages
 
 
 def _track_environment(env: StageEnvironment, instruction: Instruction) -> None:

@@ -88,7 +88,7 @@ from core.store.commit import (
     store_image,
     write_upper_layer,
 )
-from core.store.context import BuildContext, fetch_url, is_url, wildcard_regex
+from core.store.context import BuildContext, fetch_url, is_url, missing_source, wildcard_regex
 from core.store.layers import layer_path
 from core.store.layout import (
     ANNOTATION_DANGLING,
@@ -633,18 +633,9 @@ class _Session:
 
     def context_sources(self, source: str, keyword: str, line: int) -> list[_Source]:
         """The context paths a source names (wildcards expanded, .dockerignore applied)."""
-        relative = self.context.clean(source, line)
-        if any(char in relative for char in "*?["):
-            names = self.context.match(relative)
-        elif self.context.exists(relative):
-            names = [relative]
-        else:
-            names = []
+        names = self.context.names_for(source, line)
         if not names:
-            raise InvalidArgument(
-                f"{keyword} failed: file not found in build context or excluded by "
-                f".dockerignore: stat {source}: file does not exist"
-            )
+            raise InvalidArgument(missing_source(keyword, source))
         result: list[_Source] = []
         root = self.context.root
         for name in names:

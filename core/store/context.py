@@ -186,6 +186,14 @@ class BuildContext:
             return False
         return os.path.lexists(self.path(relative))
 
+    def names_for(self, source: str, line: int | None = None) -> list[str]:
+        """The context paths a COPY/ADD source names: wildcards expanded, .dockerignore
+        applied; none when it names nothing. A path out of the context is a BuildFailed."""
+        relative = self.clean(source, line)
+        if any(char in relative for char in "*?["):
+            return self.match(relative)
+        return [relative] if self.exists(relative) else []
+
     def match(self, pattern: str) -> list[str]:
         """Context paths matching a source with wildcards (Go's filepath.Match per level)."""
         parts = [p for p in pattern.split("/") if p]
@@ -266,6 +274,14 @@ def _hash_entry(hasher: hashlib._Hash, name: str, path: Path, info: os.stat_resu
     elif stat.S_ISLNK(mode):
         hasher.update(os.readlink(path).encode("utf-8", "surrogateescape"))
     hasher.update(b"\n")
+
+
+def missing_source(keyword: str, source: str) -> str:
+    """docker's words for a COPY/ADD source the context does not have."""
+    return (
+        f"{keyword} failed: file not found in build context or excluded by .dockerignore: "
+        f"stat {source}: file does not exist"
+    )
 
 
 def is_url(source: str) -> bool:

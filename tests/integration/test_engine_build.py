@@ -160,6 +160,22 @@ def test_dockerfile_problems_are_reported_before_building(
     assert events == []
 
 
+def test_a_copy_source_missing_from_the_context_is_reported_before_any_run(
+    engine: DockerEngineBackend, services: Services, repository: str, tmp_path: Path
+) -> None:
+    context = _context(
+        tmp_path,
+        f"FROM {services.base_image}\nRUN echo long-step\nCOPY present absent /opt/\n",
+        {"present": "here"},
+    )
+    events: list[Event] = []
+    with pytest.raises(BuildFailed) as failed:
+        engine.build(BuildOptions(context, tags=(repository,)), events.append, CancelToken())
+    assert [p.line for p in failed.value.problems] == [3]
+    assert "stat absent: file does not exist" in failed.value.problems[0].message
+    assert events == []
+
+
 def test_build_of_a_missing_context_is_an_invalid_argument(
     engine: DockerEngineBackend, tmp_path: Path
 ) -> None:

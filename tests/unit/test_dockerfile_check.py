@@ -300,3 +300,62 @@ def test_several_sources_need_a_directory_destination() -> None:
         "COPY with more than one source needs a directory destination ending with '/', not '/c'"
     ]
     assert check("FROM busybox\nCOPY a b /c/\nENV D=/d/\nADD a b $D\n") == []
+
+
+def test_seed_dockerfile_in_its_own_folder_also_misses_its_add_sources(tmp_path: Path) -> None:
+    # The notes ADD abc.txt, which their RUN creates inside the image, not in the context.
+    (tmp_path / "Dockerfile").write_text(SEED.read_text(encoding="utf-8"), encoding="utf-8")
+    problems = check(SEED.read_text(encoding="utf-8"), context=tmp_path)
+    assert [problem.line for problem in problems] == [13, 14, 15, 17, 22, 24, 26, 29]
+    messages = {problem.line: problem.message for problem in problems}
+    assert messages[14] == (
+        "ADD failed: file not found in build context or excluded by .dockerignore: "
+        "stat abc.txt: file does not exist"
+    )
+    assert "stat /webapp/: file does not exist" in messages[15]
+
+
+def _context(tmp_path: Path, *files: str, ignore: str = "") -> Path:
+    for name in files:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name, encoding="utf-8")
+    if ignore:
+        (tmp_path / ".dockerignore").write_text(ignore, encoding="utf-8")
+    return tmp_path
+
+
+def test_sources_are_looked_up_after_expansion_with_wildcards_and_dockerignore(
+    tmp_path: Path,
+) -> None:
+    context = _context(tmp_path, "app/main.py", "app/util.py", "secret.env", ignore="*.env\n")
+    text = (
+        "FROM busybox\nENV SRC=app\n"
+        "COPY $SRC/main.py /app/\n"  # 3: there
+        "COPY app/*.py /app/\n"  # 4: a wildcard that matches
+        "COPY app/*.txt /app/\n"  # 5: a wildcard that matches nothing
+        "COPY secret.env /\n"  # 6: left out by .dockerignore
+        "ADD https://example.invalid/x.tar /x\n"  # 7: a URL is fetched, not looked up
+        "COPY ../outside /x\n"  # 8: out of the context
+    )
+    found = _lines(text, context=context)
+    assert sorted(found) == [5, 6, 8]
+    assert "stat app/*.txt: file does not exist" in found[5][0]
+    assert "stat secret.env: file does not exist" in found[6][0]
+    assert "forbidden path outside the build context: ../outside" in found[8][0]
+
+
+def test_copy_from_a_stage_and_stages_after_the_target_are_not_looked_up(
+    tmp_path: Path,
+) -> None:
+    context = _context(tmp_path, "present")
+    text = (
+        "FROM busybox AS build\nRUN echo > /made\nCOPY present /\n"
+        "FROM busybox AS final\nCOPY --from=build /made /made\nCOPY absent /\n"
+    )
+    assert _lines(text, context=context, target="build") == {}
+    assert list(_lines(text, context=context)) == [6]
+
+
+def test_without_a_context_sources_are_not_looked_up() -> None:
+    assert check("FROM busybox\nCOPY absent /\n") == []
