@@ -448,7 +448,7 @@ class DockerEngineBackend:
         api = self._quick()
         for extra in tags[1:]:
             api.tag(image_id, extra.familiar_name, extra.tag)
-            on_event(Notice(f"Successfully tagged {extra.familiar}"))
+            on_event(LogLine(f"Successfully tagged {extra.familiar}"))
         return image_id
 
     def _discard_build(self, transcript: BuildTranscript) -> None:
