@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, running_services  # noqa: E402
+from common import ROOT, compile_bytecode, running_services  # noqa: E402
 from gui_rss import TARGET_BLOCK_MS, BlockWatch  # noqa: E402
 from images import make_images, tag_images  # noqa: E402
 
@@ -108,6 +108,7 @@ def main() -> int:
     if options.child:
         return child(options.child[0], int(options.child[1]))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    compile_bytecode()
 
     with running_services() as services:
         image_ids = make_images(services, options.images)

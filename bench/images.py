@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     Services,
     Timing,
+    compile_bytecode,
     layerdeck_command,
     print_table,
     running_services,
@@ -107,6 +108,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=15)
     options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    compile_bytecode()
 
     with running_services() as services:
         started = time.perf_counter()
