@@ -17,10 +17,13 @@ from gui.models.images import (
     COL_REPOSITORY,
     COL_SIZE,
     COL_TAG,
+    HEADERS,
     MANY_RUNS,
     ROW_ROLE,
     ImageTableModel,
+    filter_haystack,
     prepare_images,
+    row_key,
     unique_size,
 )
 from gui.models.json_tree import PATH_ROLE, VALUE_ROLE, JsonTreeModel
@@ -334,6 +337,74 @@ def test_filter_still_applies_to_rows_a_refresh_adds(model) -> None:
     model.set_show_dangling(False)
     model.set_images([image("web"), image("db"), image("web-2"), image(None, image_id="x")])
     assert sorted(shown_names(model)) == ["web", "web-2"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_refreshes_sorts_and_filters_keep_rows_and_indexes_right(model, seed: int) -> None:
+    """Whatever the sequence of changes, the rows are the listing's, filtered and sorted, and
+    a persistent index on a row that stays shown still points at that row."""
+    import random
+
+    chance = random.Random(seed)
+    names = [f"{'web' if n % 3 else 'db'}-{n:03}" for n in range(40)]
+
+    def listing() -> list[ImageSummary]:
+        rows = []
+        for name in chance.sample(names, chance.randint(0, len(names))):
+            dangling = chance.random() < 0.1
+            rows.append(
+                image(
+                    None if dangling else name,
+                    size=chance.choice([1, 5, 2 * GIB + 1, chance.randint(1, 9 * GIB)]),
+                    age_days=chance.randint(0, 3),
+                    image_id=name,
+                )
+            )
+        return rows
+
+    current = listing()
+    model.set_images(current)
+    for _ in range(60):
+        action = chance.random()
+        if action < 0.5:
+            current = listing()
+            prepared = prepare_images(current, model.snapshot())
+            if chance.random() < 0.2:
+                # The model changes after the snapshot: the prepared change is stale.
+                model.set_filter_text(chance.choice(["", "web", "db-0"]))
+            rows = range(model.rowCount())
+            watched = [QPersistentModelIndex(model.index(row, 0)) for row in rows]
+            before = [row_key(model.image_at(row)) for row in rows]
+            model.set_images(prepared)
+            shown = {row_key(row) for row in model.visible_images()}
+            for index, key in zip(watched, before, strict=True):
+                if key in shown:
+                    assert index.isValid() and row_key(model.image_at(index.row())) == key
+        elif action < 0.75:
+            column = chance.randrange(len(HEADERS))
+            model.sort(column, chance.choice(list(Qt.SortOrder)))
+        elif action < 0.9:
+            model.set_filter_text(chance.choice(["", "web", "db", "0", "zzz"]))
+        else:
+            model.set_show_dangling(chance.random() < 0.5)
+        wanted = [
+            row
+            for row in current
+            if (model.show_dangling or not row.dangling)
+            and model.filter_text in filter_haystack(row)
+        ]
+        if model.sort_column >= 0:
+            wanted.sort(
+                key=lambda row: (
+                    ImageTableModel.raw_sort_value(row, model.sort_column),
+                    row_key(row),
+                ),
+                reverse=model.sort_order == Qt.SortOrder.DescendingOrder,
+            )
+            assert model.visible_images() == wanted
+        else:
+            assert sorted(model.visible_images(), key=row_key) == sorted(wanted, key=row_key)
+        assert model.listed_count() == len(current)
 
 
 def test_total_size_follows_the_listing(model) -> None:
