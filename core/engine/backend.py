@@ -112,6 +112,10 @@ class DockerEngineBackend:
         """The endpoint this back end talks to, as given or found in the environment."""
         return self._location
 
+    def transport_error(self) -> str:
+        """What ssh last said on a remote engine's connection ("" for other transports)."""
+        return self._ssh.reason() if self._ssh is not None else ""
+
     def __repr__(self) -> str:
         return f"DockerEngineBackend({self._location!r})"
 

@@ -63,6 +63,10 @@ class EngineEndpoint(Protocol):
         """The engine's address, for messages."""
         ...
 
+    def transport_error(self) -> str:
+        """What the transport last said went wrong (ssh's own words), or ""."""
+        ...
+
 
 S = TypeVar("S", bound=EngineEndpoint)
 
@@ -157,8 +161,14 @@ def _reason(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def translate_faults(location: str) -> Iterator[None]:
-    """Run the block; re-raise anything from the SDK, HTTP or OS as a LayerdeckError."""
+def translate_faults(
+    location: str, transport_error: Callable[[], str] | None = None
+) -> Iterator[None]:
+    """Run the block; re-raise anything from the SDK, HTTP or OS as a LayerdeckError.
+
+    An engine that does not answer gets transport_error()'s reason added, when it has one:
+    over ssh the connection to the local end works and only ssh knows why the remote refused.
+    """
     try:
         yield
     except LayerdeckError:
@@ -172,6 +182,9 @@ def translate_faults(location: str) -> Iterator[None]:
         TypeError,
     ) as exc:
         error = fault_for(exc, location)
+        reason = transport_error() if transport_error is not None else ""
+        if reason and isinstance(error, BackendUnavailable):
+            error = BackendUnavailable(f"{error} ssh says: {reason}")
         log.debug("engine call failed: %r -> %r", exc, error)
         raise error from exc
 
@@ -181,7 +194,7 @@ def engine_call(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[
 
     @functools.wraps(method)
     def call(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with translate_faults(self.location):
+        with translate_faults(self.location, self.transport_error):
             return method(self, *args, **kwargs)
 
     return call

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -83,7 +84,8 @@ class SshDialer:
         self._listener.settimeout(_ACCEPT_POLL_SECONDS)
         self._closed = threading.Event()
         self._lock = threading.Lock()
-        self._processes: list[subprocess.Popen[bytes]] = []
+        # Each ssh process, and the thread reading its stderr.
+        self._dials: list[tuple[subprocess.Popen[bytes], threading.Thread]] = []
         self.last_error = ""
         threading.Thread(target=self._accept, name=f"ssh {url}", daemon=True).start()
 
@@ -118,20 +120,42 @@ class SshDialer:
             self.last_error = str(exc)
             log.warning("cannot run ssh for %s: %s", self._remote, exc)
             return
+        watcher = threading.Thread(target=self._watch, args=(process,), daemon=True)
+        watcher.start()  # before reason() can see it to join
         with self._lock:
-            self._processes = [p for p in self._processes if p.poll() is None]
-            self._processes.append(process)
-        threading.Thread(target=self._watch, args=(process,), daemon=True).start()
+            self._dials = [(p, w) for p, w in self._dials if p.poll() is None or w.is_alive()]
+            self._dials.append((process, watcher))
+
+    def reason(self, wait_seconds: float = 1.0) -> str:
+        """Why the last ssh that failed failed, in ssh's words ("" when none has failed).
+
+        Asked when the engine client found its connection closed: the ssh behind it may
+        still be exiting, its last words still in the pipe, so this waits a little for them.
+        """
+        deadline = time.monotonic() + wait_seconds
+        with self._lock:
+            dials = list(self._dials)
+        for process, watcher in dials:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.0, deadline - time.monotonic()))
+                watcher.join(max(0.0, deadline - time.monotonic()))
+        return self.last_error
 
     def _watch(self, process: subprocess.Popen[bytes]) -> None:
-        """Log what ssh says on stderr; the last line explains a refused connection."""
+        """Log what ssh says on stderr; the last line of one that failed explains why.
+
+        Only a failed ssh (255: connection or login; 127: no docker on the remote) sets
+        last_error, so a warning of a connection that worked never reads as a reason.
+        """
         assert process.stderr is not None
+        last = ""
         for raw in process.stderr:
             line = raw.decode("utf-8", "replace").strip()
             if line:
-                self.last_error = line
+                last = line
                 log.info("ssh %s: %s", self._remote, line)
-        process.wait()
+        if process.wait() != 0 and last and not self._closed.is_set():
+            self.last_error = last
 
     def close(self) -> None:
         """Stop listening and end every ssh connection."""
@@ -139,7 +163,8 @@ class SshDialer:
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
-            processes, self._processes = self._processes, []
+            processes = [process for process, _watcher in self._dials]
+            self._dials = []
         for process in processes:
             if process.poll() is None:
                 process.terminate()

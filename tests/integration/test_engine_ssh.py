@@ -136,8 +136,11 @@ def test_an_ssh_login_the_server_refuses_leaves_the_engine_unavailable(
     url = f"ssh://nobody@127.0.0.1:{ssh_client.port}"
     backend = DockerEngineBackend(url)
     try:
-        with pytest.raises(BackendUnavailable, match=url):
+        with pytest.raises(BackendUnavailable, match=url) as refused:
             backend.ping()
+        # ssh's own reason, not only "does not answer".
+        assert "ssh says: " in str(refused.value)
+        assert "Permission denied" in str(refused.value)
     finally:
         backend.close()
 
