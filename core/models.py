@@ -124,6 +124,10 @@ class PruneResult:
     reclaimed: int
 
 
+# BackendInfo.name of an engine that is Podman's Docker-compatible service.
+PODMAN_ENGINE = "Podman Engine"
+
+
 @dataclass(frozen=True)
 class BackendInfo:
     """What a back end is: shown in the source switcher and by `layerdeck --version`."""

@@ -13,7 +13,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import Services, running_services  # noqa: E402
+from harness import Podman, Services, running_podman, running_services  # noqa: E402
 
 from core.engine.backend import DockerEngineBackend  # noqa: E402
 
@@ -22,6 +22,13 @@ from core.engine.backend import DockerEngineBackend  # noqa: E402
 def services() -> Iterator[Services]:
     """The private dockerd and registry, with a base image in both."""
     with running_services() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def podman(services: Services) -> Iterator[Podman]:
+    """Podman's Docker-compatible service on a private socket and storage (started lazily)."""
+    with running_podman(services.registry) as started:
         yield started
 
 

@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -370,3 +371,96 @@ def serve_on_loopback(handler: type[http.server.BaseHTTPRequestHandler]) -> Iter
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class Podman:
+    """A running `podman system service` and the command line that shares its storage."""
+
+    root: Path
+    url: str
+    command: tuple[str, ...]
+    env: dict[str, str]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`podman ARGS` on the service's storage."""
+        return subprocess.run(
+            [*self.command, *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
+
+
+def _podman_config(root: Path, registry: str) -> dict[str, str]:
+    """containers.conf, storage.conf and registries.conf of a private Podman, as env."""
+    # Podman asks runc for RLIMIT_NOFILE and RLIMIT_NPROC far above what a sandboxed
+    # machine allows (runc then fails "error setting rlimit"): ask for modest ones.
+    nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 4096)
+    limits = [f'"nofile={nofile}:{nofile}"', '"nproc=4096:4096"']
+    (root / "containers.conf").write_text(
+        "[containers]\n"
+        'netns = "none"\n'  # loopback only: never a bridge or an address of its own
+        f"default_ulimits = [{', '.join(limits)}]\n"
+        "[network]\n"
+        f'network_config_dir = "{root / "networks"}"\n'
+        "[engine]\n"
+        'cgroup_manager = "cgroupfs"\n'
+        'events_logger = "file"\n'
+        f'events_logfile_path = "{root / "events.log"}"\n'
+        'runtime = "runc"\n'
+    )
+    (root / "storage.conf").write_text(
+        f'[storage]\ndriver = "overlay"\ngraphroot = "{root / "storage"}"\n'
+        f'runroot = "{root / "run"}"\n'
+    )
+    (root / "registries.conf").write_text(
+        f'unqualified-search-registries = []\n[[registry]]\nlocation = "{registry}"\n'
+        "insecure = true\n"
+    )
+    return dict(
+        os.environ,
+        CONTAINERS_CONF=str(root / "containers.conf"),
+        CONTAINERS_STORAGE_CONF=str(root / "storage.conf"),
+        CONTAINERS_REGISTRIES_CONF=str(root / "registries.conf"),
+    )
+
+
+@contextlib.contextmanager
+def running_podman(registry: str) -> Iterator[Podman]:
+    """`podman system service` on a socket in a temp dir, with registry marked insecure."""
+    ensure_packages({"podman": "podman", "runc": "runc", "conmon": "conmon"})
+    root = Path(tempfile.mkdtemp(prefix="layerdeck-podman-"))
+    env = _podman_config(root, registry)
+    command = (
+        shutil.which("podman") or "podman",
+        "--root",
+        str(root / "storage"),
+        "--runroot",
+        str(root / "run"),
+        "--tmpdir",
+        str(root / "tmp"),
+    )
+    socket_path = root / "podman.sock"
+    log_path = root / "service.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [*command, "system", "service", "--time=0", f"unix://{socket_path}"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_for(socket_path.exists, 30, "podman system service", log_path)
+        if process.poll() is not None:
+            raise HarnessError(f"podman system service exited: {log_path.read_text()}")
+        yield Podman(root, f"unix://{socket_path}", command, env)
+    finally:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run([*command, "rm", "-af"], env=env, capture_output=True, timeout=60)
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        _unmount_below(root)
+        shutil.rmtree(root, ignore_errors=True)

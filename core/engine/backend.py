@@ -27,9 +27,12 @@ from core.engine.contexts import Endpoint, default_endpoint, resolve_context
 from core.engine.events import (
     BuildTranscript,
     LineSplitter,
+    docker_image_id,
+    familiar_name,
     loaded_names,
     output_lines,
     progress_event,
+    pushed_digest,
     stream_error,
 )
 from core.engine.faults import engine_call, error_for_message, translate_faults
@@ -48,6 +51,7 @@ from core.errors import (
     RegistryError,
 )
 from core.models import (
+    PODMAN_ENGINE,
     BackendInfo,
     BuildOptions,
     CancelToken,
@@ -146,9 +150,12 @@ class DockerEngineBackend:
         """Check the engine answers and describe it; raises BackendUnavailable."""
         version = self._quick().version()
         platform = version.get("Platform") or {}
+        components = [str(c.get("Name")) for c in version.get("Components") or () if c]
+        # Podman's Platform.Name is its OS ("linux/amd64/debian-12"); its component says it.
+        name = PODMAN_ENGINE if PODMAN_ENGINE in components else platform.get("Name")
         return BackendInfo(
             kind="engine",
-            name=str(platform.get("Name") or "Docker Engine"),
+            name=str(name or "Docker Engine"),
             location=self._location,
             version=str(version.get("Version", "")),
             os=str(version.get("Os", "")),
@@ -244,9 +251,7 @@ class DockerEngineBackend:
                     if "does not exist locally" in error:
                         raise NotFound(error)
                     raise error_for_message(error, fallback=RegistryError)
-                aux = message.get("aux")
-                if isinstance(aux, Mapping) and aux.get("Digest"):
-                    digest = str(aux["Digest"])
+                digest = pushed_digest(message) or digest
                 event = progress_event(message)
                 if event is not None:
                     on_event(event)
@@ -405,7 +410,7 @@ class DockerEngineBackend:
             if options.changes and exc.status_code in (400, 500) and _about_changes(reason):
                 raise InvalidArgument(f"invalid change: {reason}") from exc
             raise
-        return str(answer["Id"])
+        return docker_image_id(str(answer["Id"]))
 
     # Build
 
@@ -621,8 +626,8 @@ def _empty_layers(rows: list[dict[str, Any]], layer_count: int) -> list[bool]:
 def _removal_entry(item: Mapping[str, Any]) -> RemovalEntry:
     """`{"Untagged": ref}` / `{"Deleted": id}` from dockerd as a RemovalEntry."""
     if item.get("Untagged"):
-        return RemovalEntry("Untagged", str(item["Untagged"]))
-    return RemovalEntry("Deleted", str(item.get("Deleted", "")))
+        return RemovalEntry("Untagged", familiar_name(str(item["Untagged"])))
+    return RemovalEntry("Deleted", docker_image_id(str(item.get("Deleted", ""))))
 
 
 def _container_summary(container: Mapping[str, Any]) -> ContainerSummary:

@@ -12,11 +12,42 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.errors import InvalidReference
 from core.models import BuildStep, Event, LayerProgress, LogLine, Notice
+from core.reference import familiar
 
 _STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _IMAGE_RE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 _LOADED_RE = re.compile(r"^Loaded image(?: ID)?: (\S+)$")
+# docker sends the pushed digest in "aux"; Podman only in this status line, as docker also does.
+_PUSHED_DIGEST_RE = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
+
+
+def familiar_name(text: str) -> str:
+    """An image name as docker prints it: Podman answers `docker.io/library/x:1` for `x:1`."""
+    if text.startswith("sha256:"):
+        return text
+    try:
+        return familiar(text)
+    except InvalidReference:
+        return text
+
+
+def docker_image_id(text: str) -> str:
+    """An image ID as docker gives it, `sha256:` and 64 hex digits (Podman leaves off the
+    prefix in commit and delete answers)."""
+    if len(text) == 64 and all(char in "0123456789abcdef" for char in text):
+        return f"sha256:{text}"
+    return text
+
+
+def pushed_digest(message: Mapping[str, Any]) -> str | None:
+    """The manifest digest a push stream message reports, if it reports one."""
+    aux = message.get("aux")
+    if isinstance(aux, Mapping) and aux.get("Digest"):
+        return str(aux["Digest"])
+    match = _PUSHED_DIGEST_RE.search(str(message.get("status") or ""))
+    return match.group(1) if match else None
 
 
 def stream_error(message: Mapping[str, Any]) -> str | None:
@@ -55,7 +86,7 @@ def loaded_names(message: Mapping[str, Any]) -> list[str]:
     for line in str(message.get("stream") or "").splitlines():
         match = _LOADED_RE.match(line.strip())
         if match:
-            names.append(match.group(1))
+            names.append(familiar_name(match.group(1)))
     return names
 
 

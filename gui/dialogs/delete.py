@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from core.backend import Backend
 from core.errors import Conflict, LayerdeckError
-from core.models import ContainerSummary, RemovalEntry
+from core.models import PODMAN_ENGINE, ContainerSummary, RemovalEntry
 from core.removal import RemovalPlan, preview_removals
 from gui.dialogs.banner import MessageBanner, Tone, set_status, tone_colour
 from gui.icons import icon
@@ -44,6 +44,8 @@ class RemovalPreview:
     plan: RemovalPlan | None
     refusal: str | None
     holders: tuple[ContainerSummary, ...] = ()
+    # Podman's forced delete also removes the containers of the image (docker keeps them).
+    removes_holders: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ def compute_previews(
 ) -> list[RemovalPreview]:
     """The preview of deleting each reference (runs in the TaskRunner)."""
     containers = backend.list_containers(all=True)
+    removes_holders = force and backend.ping().name == PODMAN_ENGINE
     previews = []
     # One snapshot for all: deleting two tags of one image untags, then untags and deletes.
     plans = preview_removals(backend, references, force)
@@ -114,7 +117,7 @@ def compute_previews(
         elif isinstance(plan, LayerdeckError):
             previews.append(RemovalPreview(reference, None, str(plan), holders))
         else:
-            previews.append(RemovalPreview(reference, plan, None, holders))
+            previews.append(RemovalPreview(reference, plan, None, holders, removes_holders))
     return previews
 
 
@@ -257,9 +260,14 @@ class DeleteDialog(QDialog):
                 self._add_line(1, preview.refusal or "", "error")
             for holder in preview.holders:
                 state = "running" if holder.running else "stopped"
-                self._add_line(
-                    1, f"Held by container {holder.name} ({state}: {holder.status})", None
-                )
+                if preview.removes_holders:
+                    self._add_line(
+                        1, f"Podman also removes container {holder.name} ({state})", "warning"
+                    )
+                else:
+                    self._add_line(
+                        1, f"Held by container {holder.name} ({state}: {holder.status})", None
+                    )
         self._render_report()
         allowed = [p for p in self.previews if p.plan is not None]
         refused = len(self.previews) - len(allowed)

@@ -6,11 +6,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from harness import Services
+from harness import Podman, Services
 from pytestqt.qtbot import QtBot
 
 from core.engine.backend import DockerEngineBackend
 from core.errors import Conflict, NotFound
+from core.models import CancelToken, ContainerSpec
 from gui.dialogs.delete import DeleteDialog, explain_refusal
 from gui.workers import TaskRunner
 
@@ -134,3 +135,25 @@ def test_untagging_one_of_two_tags_keeps_the_image(
         dialog.delete_button.click()
     assert [str(e) for e in dialog.outcomes[0].entries] == [f"Untagged: {second}"]
     assert backend.inspect_image(own_image)["Id"]
+
+
+def test_forcing_on_podman_warns_that_it_removes_the_containers_too(
+    qtbot: QtBot, runner: TaskRunner, podman: Podman, services: Services
+) -> None:
+    podman_engine = DockerEngineBackend(podman.url)
+    try:
+        podman_engine.pull(services.registry_base, lambda _e: None, CancelToken())
+        reference = f"dialogs/podman-{uuid.uuid4().hex[:8]}:1"
+        podman_engine.tag_image(services.registry_base, reference)
+        name = f"dialogs-podman-{uuid.uuid4().hex[:8]}"
+        podman_engine.create_container(
+            ContainerSpec(services.registry_base, ("true",), name=name, network="none")
+        )
+        dialog = _open(qtbot, runner, podman_engine, [services.registry_base])
+        assert f"Held by container {name} (stopped: " in "\n".join(dialog.preview_lines())
+        with qtbot.waitSignal(dialog.previewReady, timeout=TIMEOUT_MS):
+            dialog.force_box.setChecked(True)
+        assert f"Podman also removes container {name} (stopped)" in dialog.preview_lines()
+        podman_engine.remove_image(reference)
+    finally:
+        podman_engine.close()
