@@ -304,6 +304,31 @@ def _unmount_below(root: Path) -> None:
         subprocess.run(["umount", "-l", point], capture_output=True)
 
 
+def watch_sees(watch: Any, poke: Any, attempts: int = 20, wait_seconds: float = 1.0) -> bool:
+    """Whether watch(on_change, cancel), run on a thread, reports a change poke(n) makes.
+
+    A watch starts listening asynchronously, so the change is made again (poke(1), poke(2),
+    ...) until one is seen; the watch is cancelled and must end either way.
+    """
+    from core.models import CancelToken
+
+    changed = threading.Event()
+    cancel = CancelToken()
+    watcher = threading.Thread(target=watch, args=(changed.set, cancel), daemon=True)
+    watcher.start()
+    try:
+        for number in range(attempts):
+            poke(number)
+            if changed.wait(wait_seconds):
+                break
+    finally:
+        cancel.cancel()
+        watcher.join(10)
+    if watcher.is_alive():
+        raise AssertionError("the watch did not end when cancelled")
+    return changed.is_set()
+
+
 @contextlib.contextmanager
 def running_services() -> Iterator[Services]:
     """Start the services for the duration of the block."""

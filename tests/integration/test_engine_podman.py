@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import io
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Podman, Services
+from harness import Podman, Services, watch_sees
 
 from core.engine.backend import DockerEngineBackend
 from core.errors import BuildFailed, Conflict, NotFound
@@ -212,19 +211,5 @@ def test_push_returns_the_digest_podman_reports(
 def test_watch_reports_a_tag_made_through_the_podman_cli(
     backend: DockerEngineBackend, pulled: str, podman: Podman
 ) -> None:
-    changed = threading.Event()
-    cancel = CancelToken()
-    watcher = threading.Thread(target=backend.watch, args=(changed.set, cancel), daemon=True)
-    watcher.start()
-    try:
-        name = _name()
-        # The watch starts listening asynchronously: tag until it has seen one.
-        for _ in range(20):
-            podman.run("tag", pulled, f"{name}:seen")
-            if changed.wait(0.5):
-                break
-        assert changed.is_set()
-    finally:
-        cancel.cancel()
-        watcher.join(10)
-    assert not watcher.is_alive()
+    name = _name()
+    assert watch_sees(backend.watch, lambda n: podman.run("tag", pulled, f"{name}:{n}"), 20, 0.5)

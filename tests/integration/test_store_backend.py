@@ -9,11 +9,10 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from harness import Services
+from harness import Services, watch_sees
 
 from core.errors import Conflict, InvalidReference, NotFound
 from core.models import CancelToken, ignore_events
@@ -191,30 +190,19 @@ def test_prune_all_removes_unused_tagged_images(store: StoreBackend) -> None:
 def test_watch_reports_a_tag_made_by_another_process(
     store: StoreBackend, services: Services
 ) -> None:
-    changed = threading.Event()
-    cancel = CancelToken()
-    watcher = threading.Thread(target=store.watch, args=(changed.set, cancel))
-    watcher.start()
-    try:
-        # The watch may not be in place yet when the first tag lands: tag again until seen.
-        for number in range(20):
-            subprocess.run(
-                [
-                    "python3", "-c",
-                    "import sys; from pathlib import Path; from core.store.backend import "
-                    "StoreBackend; StoreBackend(Path(sys.argv[1])).tag_image(sys.argv[2], "
-                    "sys.argv[3])",
-                    str(store.root), services.base_image, f"w:{number}",
-                ],
-                check=True, cwd=Path(__file__).resolve().parents[2], timeout=60,
-            )  # fmt: skip
-            if changed.wait(1):
-                break
-        assert changed.is_set()
-    finally:
-        cancel.cancel()
-        watcher.join(10)
-    assert not watcher.is_alive()
+    def tag_from_another_process(number: int) -> None:
+        subprocess.run(
+            [
+                "python3", "-c",
+                "import sys; from pathlib import Path; from core.store.backend import "
+                "StoreBackend; StoreBackend(Path(sys.argv[1])).tag_image(sys.argv[2], "
+                "sys.argv[3])",
+                str(store.root), services.base_image, f"w:{number}",
+            ],
+            check=True, cwd=Path(__file__).resolve().parents[2], timeout=60,
+        )  # fmt: skip
+
+    assert watch_sees(store.watch, tag_from_another_process)
 
 
 def test_ping_describes_the_store(store: StoreBackend) -> None:
