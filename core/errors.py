@@ -5,6 +5,7 @@ No back end lets an SDK, HTTP or OS exception escape: it maps them to one of the
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -84,3 +85,33 @@ class BackendUnavailable(LayerdeckError):
 
 class StoreCorrupt(LayerdeckError):
     """The built-in store found damage it could not repair on its own; run fsck."""
+
+
+class NoSpace(LayerdeckError):
+    """The disk (or quota) a write needed is full."""
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """Whether exc says the disk or the quota is full."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_error(
+    exc: OSError,
+    doing: str,
+    where: object,
+    otherwise: type[LayerdeckError] = StoreCorrupt,
+    kept_nothing: bool = False,
+) -> LayerdeckError:
+    """The error for an OSError raised while doing something that writes at where.
+
+    A full disk or quota becomes NoSpace, saying so plainly; any other failure becomes
+    otherwise, with the system's reason.
+    """
+    if is_disk_full(exc):
+        cleaned = " (nothing half-written was kept)" if kept_nothing else ""
+        return NoSpace(
+            f"the disk holding {where} is full while {doing}; free some space and try "
+            f"again{cleaned}"
+        )
+    return otherwise(f"cannot finish {doing} in {where}: {exc.strerror or exc}")

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from core.errors import InvalidArgument, InvalidReference, StoreCorrupt
+from core.errors import InvalidArgument, InvalidReference, StoreCorrupt, write_error
 from core.models import CancelToken, EventSink, LayerProgress, Notice
 from core.reference import parse_reference
 from core.store.layers import open_uncompressed
@@ -397,7 +397,7 @@ def save_archive(
             if repositories:
                 _add_bytes(tar, "repositories", json.dumps(repositories).encode())
     except OSError as exc:
-        raise InvalidArgument(f"cannot write the archive: {exc}") from exc
+        raise write_error(exc, "writing the archive", "the output", InvalidArgument) from exc
     except tarfile.TarError as exc:
         raise StoreCorrupt(f"cannot write the archive: {exc}") from exc
 

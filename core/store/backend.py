@@ -30,6 +30,8 @@ from core.errors import (
     NotFound,
     RegistryError,
     StoreCorrupt,
+    is_disk_full,
+    write_error,
 )
 from core.models import (
     BackendInfo,
@@ -73,6 +75,22 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# What each store operation is doing, for messages ("... full while pulling").
+_DOING = {
+    "pull": "pulling",
+    "push": "pushing",
+    "build": "building",
+    "commit": "committing a container",
+    "create_container": "creating a container",
+    "run_container": "running a container",
+    "tag_image": "tagging",
+    "remove_image": "removing an image",
+    "save": "saving an archive",
+    "load": "loading an archive",
+    "prune": "pruning",
+}
+
+
 def _store_errors(method: Callable[P, R]) -> Callable[P, R]:
     """Turn an OS error that slipped through into StoreCorrupt with the operation's name."""
 
@@ -83,8 +101,11 @@ def _store_errors(method: Callable[P, R]) -> Callable[P, R]:
         except LayerdeckError:
             raise
         except OSError as exc:
+            doing = _DOING.get(method.__name__, method.__name__.replace("_", " "))
+            if is_disk_full(exc):
+                raise write_error(exc, doing, getattr(args[0], "root", "the store")) from exc
             raise StoreCorrupt(
-                f"the store failed during {method.__name__}: {exc}; run `layerdeck fsck`"
+                f"the store failed during {doing}: {exc}; run `layerdeck fsck`"
             ) from exc
 
     return wrapper

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from core.errors import NotFound, RegistryError, StoreCorrupt
+from core.errors import NotFound, RegistryError, StoreCorrupt, is_disk_full, write_error
 from core.models import CancelToken
 from core.store.layout import LAYERS_DIR, Layout, check_digest, remove_path
 
@@ -295,8 +295,8 @@ def apply_tar(
                 applier.finish()
             reader.drain()
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            raise StoreCorrupt(f"no space left while extracting a layer into {target}") from exc
+        if isinstance(exc, OSError) and is_disk_full(exc):
+            raise write_error(exc, "extracting a layer", target) from exc
         raise RegistryError(f"the layer is not a valid (compressed) tar: {exc}") from exc
     except Exception as exc:
         # zstandard raises its own ZstdError for damaged frames.

@@ -18,7 +18,6 @@ ref.name) until rmi or prune removes it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -36,7 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from core.errors import InvalidArgument, NotFound, RegistryError, StoreCorrupt
+from core.errors import (
+    InvalidArgument,
+    NoSpace,
+    NotFound,
+    RegistryError,
+    StoreCorrupt,
+    write_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +222,10 @@ class IngestWriter:
         hasher: Any,
         offset: int,
         present: bool = False,
+        root: Path | None = None,
     ) -> None:
         self._handle = handle
+        self._root = root
         self._hasher = hasher
         self.offset = offset
         self.size = offset
@@ -231,7 +239,9 @@ class IngestWriter:
         try:
             self._handle.write(chunk)
         except OSError as exc:
-            raise StoreCorrupt(f"cannot write a blob into the store: {exc}") from exc
+            raise write_error(
+                exc, "writing a blob", self._root or "the store", kept_nothing=True
+            ) from exc
         self._hasher.update(chunk)
         self.size += len(chunk)
         return len(chunk)
@@ -445,11 +455,13 @@ class Layout:
             else:
                 handle.truncate(0)
             handle.seek(0, os.SEEK_END)
-            writer = IngestWriter(handle, hasher, offset)
+            writer = IngestWriter(handle, hasher, offset, root=self.root)
             try:
                 yield writer
-            except BaseException:
-                keep_partial = expected_hex is not None
+            except BaseException as exc:
+                # A resumable pull keeps what it fetched; but not on a full disk, which the
+                # partial blob would keep full for everything else.
+                keep_partial = expected_hex is not None and not isinstance(exc, NoSpace)
                 caller_failed = True
                 raise
             handle.flush()
@@ -476,9 +488,7 @@ class Layout:
         except OSError as exc:
             if caller_failed:
                 raise
-            if exc.errno == errno.ENOSPC:
-                raise StoreCorrupt(f"no space left for blob in {self.root}") from exc
-            raise StoreCorrupt(f"cannot write a blob into {self.root}: {exc}") from exc
+            raise write_error(exc, "writing a blob", self.root, kept_nothing=True) from exc
         finally:
             # Unlink while still holding the flock, and only our own file: a writer waiting
             # for the same digest then finds the path gone and starts over (or finds the blob).

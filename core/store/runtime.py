@@ -48,6 +48,7 @@ from core.errors import (
     InvalidArgument,
     NotFound,
     StoreCorrupt,
+    write_error,
 )
 from core.models import CancelToken, ContainerSpec, ContainerSummary, EventSink, LogLine
 from core.store.diff import LayerDiff, diff_layer, write_layer
@@ -306,7 +307,7 @@ class Runtime:
             except OSError as exc:
                 shutil.rmtree(staging, ignore_errors=True)
                 shutil.rmtree(directory, ignore_errors=True)
-                raise StoreCorrupt(f"cannot create a container in {self.root}: {exc}") from exc
+                raise write_error(exc, "creating a container", self.root) from exc
         log.info("created container %s (%s) from %s", container_id[:12], name, image_id)
         return container_id
 
