@@ -983,17 +983,12 @@ def cmd_save(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> 
         run_cancellable(lambda cancel: backend.save(list(args.refs), binary, printer, cancel))
         binary.flush()
         return EXIT_OK
+    from core.transfer import SAVE_STATUS, save_to_file, without_progress
+
+    # `docker save -o` prints no progress; the back end's own messages still show.
+    sink = without_progress(SAVE_STATUS, printer)
     target = Path(args.output).expanduser()
-    # Write beside the target and rename, so a failed save never leaves a half archive.
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    try:
-        with partial.open("wb") as handle:
-            run_cancellable(lambda cancel: backend.save(list(args.refs), handle, printer, cancel))
-        partial.replace(target)
-    except OSError as exc:
-        raise InvalidArgument(f"cannot write {str(target)!r}: {exc.strerror or exc}") from exc
-    finally:
-        partial.unlink(missing_ok=True)
+    run_cancellable(lambda cancel: save_to_file(backend, list(args.refs), target, sink, cancel))
     return EXIT_OK
 
 
@@ -1016,13 +1011,13 @@ def cmd_load(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> 
         source = sys.stdin.buffer
         loaded = run_cancellable(lambda cancel: backend.load(source, printer, cancel))
     else:
+        from core.transfer import LOAD_STATUS, load_from_file, without_progress
+
+        # The back end's own lines show, as docker's do; the bytes read through the file
+        # are for the window.
+        sink = without_progress(LOAD_STATUS, printer)
         path = Path(args.input).expanduser()
-        try:
-            handle = path.open("rb")
-        except OSError as exc:
-            raise InvalidArgument(f"cannot read {str(path)!r}: {exc.strerror or exc}") from exc
-        with handle:
-            loaded = run_cancellable(lambda cancel: backend.load(handle, printer, cancel))
+        loaded = run_cancellable(lambda cancel: load_from_file(backend, path, sink, cancel))
     if as_json:
         write_json(terminal.out, loaded)
         return EXIT_OK
