@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -30,10 +29,10 @@ from core.backend import Backend
 from core.errors import Cancelled, LayerdeckError
 from core.models import CancelToken, Event, EventSink, LayerProgress, Notice
 from core.transfer import COPY_STATUS, copy_images
-from core.units import human_size
 from gui.dialogs.banner import MessageBanner, set_status
 from gui.dialogs.buttons import button_row
 from gui.dialogs.dialog_task import DialogTask
+from gui.dialogs.layer_progress import byte_bar, end_bar, show_bytes
 from gui.icons import icon
 from gui.sources import Source, discover_sources, open_source
 from gui.workers import TaskRunner
@@ -87,10 +86,7 @@ class CopyImageDialog(QDialog):
         form.addRow("Copy to:", target_row)
         form.addRow("", self.target_hint)
 
-        self.progress_bar = QProgressBar(self)
-        self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setValue(0)
-        self.progress_bar.setFormat("Waiting to start")
+        self.progress_bar = byte_bar(self)
         self.progress_label = QLabel(self)
         self.progress_label.setTextFormat(Qt.TextFormat.PlainText)
         self.progress_label.setWordWrap(True)
@@ -196,14 +192,8 @@ class CopyImageDialog(QDialog):
             finally:
                 target_backend.close()
 
-        self._task.start(
-            self.runner.submit(
-                "copy",
-                work,
-                on_result=self._on_copied,
-                on_error=self._on_failed,
-                on_event=self._on_event,
-            )
+        self._task.submit(
+            self.runner, "copy", work, self._on_copied, self._on_failed, self._on_event
         )
         self._update()
 
@@ -213,45 +203,27 @@ class CopyImageDialog(QDialog):
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, LayerProgress) and event.status == COPY_STATUS:
-            self.show_progress(event.current, event.total)
+            show_bytes(self.progress_bar, event.current, event.total)
         elif isinstance(event, Notice):
             self.progress_label.setText(event.text)
-
-    def show_progress(self, current: int, total: int) -> None:
-        """Show bytes streamed against the expected total (a busy bar while it is unknown)."""
-        if total <= 0:
-            self.progress_bar.setRange(0, 0)
-            self.progress_bar.setFormat(human_size(current))
-            return
-        self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setValue(int(1000 * min(current, total) / total))
-        self.progress_bar.setFormat(f"{human_size(current)} of {human_size(total)}")
-
-    def _finish(self) -> None:
-        self._task.finish()
-        self._update()
-        self._task.close_if_requested()
 
     def _on_copied(self, loaded: object) -> None:
         self.loaded = [str(name) for name in loaded]  # type: ignore[attr-defined]
         target = self.target
-        self._finish()
-        self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setValue(1000)
+        self._task.end(self._update)
+        end_bar(self.progress_bar, done=True)
         where = target.label if target is not None else "the target"
         self.banner.show_success(f"Copied to {where}: {', '.join(self.loaded)}")
         self.progress_label.setText("")
         self.copyFinished.emit(self.loaded)
 
     def _on_failed(self, error: LayerdeckError) -> None:
-        self._finish()
-        self.progress_bar.setRange(0, 1000)
-        self.progress_bar.setValue(0)
+        self._task.end(self._update)
         if isinstance(error, Cancelled):
-            self.progress_bar.setFormat("Cancelled")
+            end_bar(self.progress_bar, done=False, text="Cancelled")
             self.banner.show_info("Copy cancelled; nothing was added to the target.")
         else:
-            self.progress_bar.setFormat("Failed")
+            end_bar(self.progress_bar, done=False, text="Failed")
             self.banner.show_error(f"Copy failed: {error}")
         self.progress_label.setText("")
         self.copyFinished.emit(error)

@@ -8,11 +8,16 @@ the task runs: closing cancels it first, and the dialog closes once the task has
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 
-from gui.workers import TaskHandle
+from core.errors import LayerdeckError
+from core.models import CancelToken, Event, EventSink
+from gui.workers import TaskHandle, TaskRunner
 
 
 class DialogTask(QObject):
@@ -37,6 +42,26 @@ class DialogTask(QObject):
         """Take the submitted task's handle and offer Cancel."""
         self.handle = handle
         self._cancel_button.setEnabled(True)
+
+    def submit(
+        self,
+        runner: TaskRunner,
+        name: str,
+        work: Callable[[EventSink, CancelToken], Any],
+        on_result: Callable[[Any], None],
+        on_error: Callable[[LayerdeckError], None],
+        on_event: Callable[[Event], None],
+    ) -> None:
+        """Run work in the runner as this dialog's task (see TaskRunner.submit)."""
+        self.start(
+            runner.submit(name, work, on_result=on_result, on_error=on_error, on_event=on_event)
+        )
+
+    def end(self, update: Callable[[], None]) -> None:
+        """The task has ended: forget it, let the dialog update, then finish a put-off close."""
+        self.finish()
+        update()
+        self.close_if_requested()
 
     def cancel(self) -> None:
         """Ask the running task to stop; it ends through the dialog's error callback."""

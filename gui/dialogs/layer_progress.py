@@ -29,7 +29,36 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.units import human_size
+
 REDRAW_MS = 100
+BAR_STEPS = 1000
+
+
+def byte_bar(parent: QWidget) -> QProgressBar:
+    """A bar for show_bytes(), empty and waiting."""
+    bar = QProgressBar(parent)
+    end_bar(bar, done=False, text="Waiting to start")
+    return bar
+
+
+def show_bytes(bar: QProgressBar, current: int, total: int) -> None:
+    """bar over bytes done against the expected total (busy while the total is unknown)."""
+    if total <= 0:
+        bar.setRange(0, 0)
+        bar.setFormat(human_size(current))
+        return
+    bar.setRange(0, BAR_STEPS)
+    bar.setValue(int(BAR_STEPS * min(current, total) / total))
+    bar.setFormat(f"{human_size(current)} of {human_size(total)}")
+
+
+def end_bar(bar: QProgressBar, done: bool, text: str | None = None) -> None:
+    """bar at its end: full when done, empty otherwise, saying text (else what it said)."""
+    bar.setRange(0, BAR_STEPS)
+    bar.setValue(BAR_STEPS if done else 0)
+    if text is not None:
+        bar.setFormat(text)
 
 
 @dataclass(frozen=True)

@@ -166,14 +166,8 @@ class PushDialog(QDialog):
                 on_event(Notice(f"Tagged {source} as {parse_reference(target).familiar}"))
             return backend.push(target, on_event, cancel)
 
-        self._task.start(
-            self.runner.submit(
-                "push",
-                work,
-                on_result=self._on_pushed,
-                on_error=self._on_failed,
-                on_event=self._on_event,
-            )
+        self._task.submit(
+            self.runner, "push", work, self._on_pushed, self._on_failed, self._on_event
         )
         self.target_field.setEnabled(False)
         self._validate()
@@ -216,11 +210,12 @@ class PushDialog(QDialog):
         self.overall_bar.setFormat(f"{finished} of {count} layers")
 
     def _finish(self) -> None:
-        self._task.finish()
+        self._task.end(self._after_task)
+
+    def _after_task(self) -> None:
         self.redraw_progress()
         self.target_field.setEnabled(True)
         self._validate()
-        self._task.close_if_requested()
 
     def _on_pushed(self, digest: object) -> None:
         self.result_digest = str(digest)
