@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QSizePolicy,
     QSplitter,
     QToolButton,
@@ -51,6 +52,7 @@ from core.models import (
     ImageSummary,
     LogLine,
     Notice,
+    PruneResult,
 )
 from core.reference import parse_reference
 from core.units import human_size
@@ -130,6 +132,7 @@ class MainWindow(QMainWindow):
     sourceStateChanged = Signal(str)
     dialogOpened = Signal(object)
     containerRan = Signal(str, int)
+    prunedImages = Signal(object)  # the PruneResult, or the LayerdeckError
 
     def __init__(
         self,
@@ -251,6 +254,18 @@ class MainWindow(QMainWindow):
         self.copy_to_action = self._action(
             "copy_to", "Copy to…", self.open_copy, None, "copy", "Copy to another source"
         )
+        self.save_action = self._action(
+            "save", "Save to file…", self.open_save, None, "save",
+            "Save the selected images to a tar archive (docker save)",
+        )  # fmt: skip
+        self.load_action = self._action(
+            "load", "Load from file…", self.open_load, None, "open",
+            "Load the images of a tar archive (docker load)",
+        )  # fmt: skip
+        self.prune_action = self._action(
+            "prune", "Remove untagged images…", self.prune_untagged, None, None,
+            "Delete every untagged (<none>) image nothing uses (docker image prune)",
+        )  # fmt: skip
         self.login_action = self._action(
             "login", "Log in…", self.open_login, None, "dialogs/login", "Log in to a registry"
         )
@@ -336,6 +351,7 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.pull_action)
         file_menu.addAction(self.build_action)
+        file_menu.addAction(self.load_action)
         file_menu.addAction(self.history_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
@@ -349,11 +365,13 @@ class MainWindow(QMainWindow):
             self.commit_action,
             self.push_action,
             self.copy_to_action,
+            self.save_action,
         ):
             image_menu.addAction(action)
         image_menu.addSeparator()
         image_menu.addAction(self.delete_action)
         image_menu.addAction(self.force_delete_action)
+        image_menu.addAction(self.prune_action)
         registry_menu = bar.addMenu("&Registry")
         registry_menu.addAction(self.login_action)
         registry_menu.addAction(self.logout_action)
@@ -719,6 +737,8 @@ class MainWindow(QMainWindow):
             self.build_action,
             self.commit_action,
             self.history_action,
+            self.load_action,
+            self.prune_action,
         ):
             action.setEnabled(has_backend)
         for action in (
@@ -731,6 +751,7 @@ class MainWindow(QMainWindow):
             self.run_action,
             self.push_action,
             self.copy_to_action,
+            self.save_action,
         ):
             action.setEnabled(has_backend and selected)
 
@@ -772,6 +793,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.run_action)
         menu.addAction(self.push_action)
         menu.addAction(self.copy_to_action)
+        menu.addAction(self.save_action)
         image = self.selected_images()[0] if self.selected_images() else None
         if image is not None and self.detail.image == image:
             for container in self.detail.containers_model.containers()[:5]:
@@ -957,6 +979,54 @@ class MainWindow(QMainWindow):
             sources=sources,
             current=self._source,
         )
+
+    def open_save(self) -> None:
+        """Save the selected images to an archive file."""
+        references = [image.reference for image in self.selected_images()]
+        if references:
+            self._open_dialog("archive", "ArchiveDialog", mode="save", references=references)
+
+    def open_load(self) -> None:
+        """Load the images of an archive file."""
+        self._open_dialog("archive", "ArchiveDialog", mode="load")
+
+    def prune_untagged(self) -> None:
+        """Ask, then delete every untagged image nothing uses (docker image prune)."""
+        backend = self._backend
+        if backend is None:
+            return
+        untagged = {image.id: image.size for image in self.model.listed() if image.dangling}
+        if not untagged:
+            self.statusBar().showMessage("There are no untagged images to remove.", 5000)
+            return
+        count = len(untagged)
+        noun = "image" if count == 1 else "images"
+        answer = QMessageBox.question(
+            self,
+            "Remove untagged images",
+            f"Delete {count} untagged {noun} ({human_size(sum(untagged.values()))})? Those a "
+            "container uses or another image is built on stay.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+
+        def pruned(result: PruneResult) -> None:
+            removed = len(result.removed)
+            self.statusBar().showMessage(
+                f"Removed {removed} untagged {'image' if removed == 1 else 'images'}, "
+                f"reclaimed {human_size(result.reclaimed)}.",
+                10_000,
+            )
+            self.prunedImages.emit(result)
+            self.schedule_refresh()
+
+        def failed(error: LayerdeckError) -> None:
+            self.banner.show_message(f"Removing untagged images failed: {error}")
+            self.prunedImages.emit(error)
+
+        self._runner.call("prune", lambda: backend.prune(dangling_only=True), pruned, failed)
 
     def open_login(self) -> None:
         """Open the registry Login dialog (it logs out too)."""

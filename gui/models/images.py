@@ -378,6 +378,10 @@ class ImageTableModel(RowTableModel[ImageSummary]):
 
     visible_images = images
 
+    def listed(self) -> list[ImageSummary]:
+        """Every listed row, shown or not, in display order."""
+        return list(self._listed)
+
     def listed_count(self) -> int:
         """How many rows the listing has, shown or not."""
         return len(self._listed)
