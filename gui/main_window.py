@@ -868,7 +868,8 @@ class MainWindow(QMainWindow):
         prompt.setWindowTitle("Run a container")
         prompt.setLabelText(
             f"Command to run in {image.reference} (empty runs the image's own command).\n"
-            "The container has no network; commit it afterwards to keep its changes."
+            "It gets the default network, as with docker run (the host's in the built-in "
+            "store); commit the container afterwards to keep its changes."
         )
         prompt.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         prompt.textValueSelected.connect(lambda command: self.run_container(image, command))
@@ -888,7 +889,7 @@ class MainWindow(QMainWindow):
 
         def work(on_event: Any, cancel: Any) -> tuple[str, int]:
             container = backend.create_container(
-                ContainerSpec(image=reference, command=argv, network="none")
+                ContainerSpec(image=reference, command=argv)
             )
             return container, backend.run_container(container, on_event, cancel)
 
