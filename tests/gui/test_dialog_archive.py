@@ -148,12 +148,8 @@ def test_loading_a_file_that_is_no_archive_says_so(
     assert store.list_images() == []
 
 
-def test_remove_untagged_asks_then_deletes_only_the_untagged_images(
-    qtbot: QtBot, runner: TaskRunner, services: Services, tagged: list[str], tmp_path: Path
-) -> None:
-    # Tagging :1 onto the second image leaves the first untagged (dangling).
-    first_id = services.docker("image", "inspect", "-f", "{{.Id}}", tagged[0]).stdout.strip()
-    services.docker("tag", tagged[1], tagged[0])
+def _window(qtbot: QtBot, runner: TaskRunner, services: Services, tmp_path: Path) -> MainWindow:
+    """The main window, listing the test dockerd."""
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     source = Source("engine", engine_label(services.engine_url), services.engine_url)
     window = MainWindow(runner, settings, sources=[source])
@@ -161,6 +157,40 @@ def test_remove_untagged_asks_then_deletes_only_the_untagged_images(
     window.show()
     with qtbot.waitSignal(window.imagesRefreshed, timeout=WAIT_MS):
         window.open_source(source)
+    return window
+
+
+def test_the_windows_actions_open_the_dialog_for_save_and_for_load(
+    qtbot: QtBot, runner: TaskRunner, services: Services, tagged: list[str], tmp_path: Path
+) -> None:
+    window = _window(qtbot, runner, services, tmp_path)
+    assert not window.save_action.isEnabled()  # nothing selected yet
+    row = next(
+        r for r in range(window.model.rowCount()) if window.model.image_at(r).reference == tagged[1]
+    )
+    window.table.selectRow(row)
+    with qtbot.waitSignal(window.dialogOpened, timeout=WAIT_MS) as opened:
+        window.save_action.trigger()
+    saving = opened.args[0]
+    assert isinstance(saving, ArchiveDialog)
+    assert (saving.mode, saving.references) == ("save", [tagged[1]])
+    assert saving.path is not None and saving.path.name == default_archive_name([tagged[1]])
+    saving.close()
+    with qtbot.waitSignal(window.dialogOpened, timeout=WAIT_MS) as opened:
+        window.load_action.trigger()
+    loading = opened.args[0]
+    assert isinstance(loading, ArchiveDialog) and loading.mode == "load"
+    loading.close()
+    window.close()
+
+
+def test_remove_untagged_asks_then_deletes_only_the_untagged_images(
+    qtbot: QtBot, runner: TaskRunner, services: Services, tagged: list[str], tmp_path: Path
+) -> None:
+    # Tagging :1 onto the second image leaves the first untagged (dangling).
+    first_id = services.docker("image", "inspect", "-f", "{{.Id}}", tagged[0]).stdout.strip()
+    services.docker("tag", tagged[1], tagged[0])
+    window = _window(qtbot, runner, services, tmp_path)
     assert first_id in {image.id for image in window.model.listed() if image.dangling}
     asked: list[str] = []
 
