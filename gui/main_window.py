@@ -69,7 +69,10 @@ log = logging.getLogger(__name__)
 REFRESH_DELAY_MS = 300
 AGE_REPAINT_MS = 30_000
 
-EMPTY_HINT = "No images yet — Pull one (Ctrl+P) or build a Dockerfile (Ctrl+B)"
+EMPTY_HINT = (
+    "No images yet — Pull one (Ctrl+P), build a Dockerfile (Ctrl+B)\n"
+    "or load a saved archive (File ▸ Load from file…)"
+)
 NO_MATCH_HINT = "No image matches the filter."
 CONNECTING_HINT = "Connecting to {source}…"
 
@@ -888,9 +891,7 @@ class MainWindow(QMainWindow):
         reference = image.id if image.dangling else image.reference
 
         def work(on_event: Any, cancel: Any) -> tuple[str, int]:
-            container = backend.create_container(
-                ContainerSpec(image=reference, command=argv)
-            )
+            container = backend.create_container(ContainerSpec(image=reference, command=argv))
             return container, backend.run_container(container, on_event, cancel)
 
         def shown(event: object) -> None:
