@@ -359,6 +359,9 @@ class DockerEngineBackend:
                 container, stdout=True, stderr=True, stream=True, logs=True, demux=True
             )
             stream_api.start(container)
+            if cancel.cancelled:
+                # Cancelled before the start: the cancel's kill found nothing running yet.
+                kill()
             for out, err in output:
                 if out:
                     for line in output_lines(splitters, "stdout", out):
