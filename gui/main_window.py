@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import (
@@ -48,9 +47,7 @@ from core.errors import LayerdeckError
 from core.models import (
     BackendInfo,
     CancelToken,
-    ContainerSpec,
     ImageSummary,
-    LogLine,
     Notice,
     PruneResult,
 )
@@ -63,6 +60,9 @@ from gui.views.detail_pane import TAB_INSPECT, DetailPane
 from gui.views.filter_bar import FilterBar
 from gui.views.image_table import ImageTableView
 from gui.workers import TaskHandle, TaskRunner
+
+if TYPE_CHECKING:
+    from gui.dialogs.run import RunDialog
 
 log = logging.getLogger(__name__)
 
@@ -862,60 +862,31 @@ class MainWindow(QMainWindow):
         prompt.open()
 
     def run_selected(self) -> None:
-        """Ask for a command (empty: the image's own) and run a container from the image."""
+        """The Run dialog for the first selected image."""
         images = self.selected_images()
-        if not images or self._backend is None:
-            return
-        image = images[0]
-        prompt = QInputDialog(self)
-        prompt.setWindowTitle("Run a container")
-        prompt.setLabelText(
-            f"Command to run in {image.reference} (empty runs the image's own command).\n"
-            "It gets the default network, as with docker run (the host's in the built-in "
-            "store); commit the container afterwards to keep its changes."
-        )
-        prompt.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        prompt.textValueSelected.connect(lambda command: self.run_container(image, command))
-        prompt.open()
+        if images:
+            self.open_run(images[0])
 
-    def run_container(self, image: ImageSummary, command: str = "") -> TaskHandle | None:
-        """Create and run a container from image; its output goes to the status bar."""
-        backend = self._backend
-        if backend is None:
-            return None
-        try:
-            argv = tuple(shlex.split(command)) if command.strip() else None
-        except ValueError as exc:
-            self.banner.show_message(f"Cannot run that command: {exc}")
-            return None
+    def open_run(self, image: ImageSummary, command: str = "") -> RunDialog | None:
+        """The Run dialog for image, with a command filled in."""
+        from gui.dialogs.run import RunDialog
+
         reference = image.id if image.dangling else image.reference
+        dialog = self._open_dialog("run", "RunDialog", reference=reference, command=command)
+        if not isinstance(dialog, RunDialog):
+            return None
+        dialog.containerRan.connect(self.containerRan)
+        dialog.containerRan.connect(lambda *_ran: self.detail.refresh_containers())
+        dialog.containersChanged.connect(self.detail.refresh_containers)
+        dialog.commitRequested.connect(self.open_commit)
+        return dialog
 
-        def work(on_event: Any, cancel: Any) -> tuple[str, int]:
-            container = backend.create_container(ContainerSpec(image=reference, command=argv))
-            return container, backend.run_container(container, on_event, cancel)
-
-        def shown(event: object) -> None:
-            if isinstance(event, LogLine) and isValid(self):
-                self.statusBar().showMessage(event.text, 5000)
-
-        def ended(outcome: tuple[str, int]) -> None:
-            if not isValid(self):  # the window was closed while the container ran
-                return
-            container, code = outcome
-            self.statusBar().showMessage(
-                f"Container {container[:12]} from {reference} exited with code {code}", 15000
-            )
-            self.containerRan.emit(container, code)
-            self.detail.refresh_containers()
-
-        self.statusBar().showMessage(f"Running a container from {reference}…")
-        return self._runner.submit(
-            "run container",
-            work,
-            on_result=ended,
-            on_error=lambda error: self._report(f"Running failed: {error}"),
-            on_event=shown,
-        )
+    def run_container(self, image: ImageSummary, command: str = "") -> RunDialog | None:
+        """Run a container from image with command at once, in the Run dialog."""
+        dialog = self.open_run(image, command)
+        if dialog is not None:
+            dialog.start()
+        return dialog
 
     def _report(self, message: str) -> None:
         """Show a failure in the banner, unless the window is gone by the time it arrives."""

@@ -28,7 +28,6 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QComboBox,
     QDialog,
     QFileDialog,
     QFormLayout,
@@ -51,12 +50,13 @@ from PySide6.QtWidgets import (
 
 from core.backend import Backend
 from core.errors import BuildFailed, Cancelled, InvalidReference, LayerdeckError
-from core.models import BuildOptions, BuildStep, DockerfileProblem, Event, network_mode
+from core.models import BuildOptions, BuildStep, DockerfileProblem, Event
 from core.reference import parse_reference
 from gui.dialogs.banner import MessageBanner, set_status, tone_colour
 from gui.dialogs.build_log import BuildLogView, LogError
 from gui.dialogs.build_records import BuildHistory, BuildRecord, BuildResult
 from gui.dialogs.dialog_task import DialogTask
+from gui.dialogs.fields import NetworkField
 from gui.icons import icon
 from gui.workers import TaskRunner
 
@@ -173,16 +173,7 @@ class BuildDialog(QDialog):
         self.target_field.setPlaceholderText("Last stage")
         form.addRow("Target stage:", self.target_field)
 
-        self.network_combo = QComboBox(self)
-        self.network_combo.addItem("Default", "default")
-        self.network_combo.addItem("None (no network)", "none")
-        self.network_combo.addItem("Host", "host")
-        self.network_combo.setItemData(
-            0,
-            "What docker build uses without --network: the engine's default network; the "
-            "built-in store, which has no bridge, gives RUN the host's network.",
-            Qt.ItemDataRole.ToolTipRole,
-        )
+        self.network_combo = NetworkField(self)
         form.addRow("Network for RUN:", self.network_combo)
 
         self.no_cache_box = QCheckBox("Do not use the build cache", self)
@@ -299,7 +290,7 @@ class BuildDialog(QDialog):
         self.target_field.setText(options.target or "")
         self.no_cache_box.setChecked(options.no_cache)
         self.pull_box.setChecked(options.pull)
-        self.network_combo.setCurrentIndex(max(0, self.network_combo.findData(options.network)))
+        self.network_combo.set_mode(options.network)
         self.args_table.setRowCount(0)
         for name, value in options.build_args.items():
             self.add_build_arg(name, value)
@@ -331,7 +322,7 @@ class BuildDialog(QDialog):
             target=self.target_field.text().strip() or None,
             no_cache=self.no_cache_box.isChecked(),
             pull=self.pull_box.isChecked(),
-            network=network_mode(self.network_combo.currentData()),
+            network=self.network_combo.mode,
         )
 
     def _validate(self) -> None:

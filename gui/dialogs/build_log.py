@@ -239,7 +239,9 @@ class BuildLogView(QWidget):
     followingChanged = Signal(bool)
     flushed = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, parent: QWidget | None = None, placeholder: str = "The build log appears here."
+    ) -> None:
         super().__init__(parent)
         self._entries: deque[LogEntry] = deque(maxlen=MAX_LINES)
         self._pending: list[LogEntry] = []
@@ -268,7 +270,7 @@ class BuildLogView(QWidget):
             Qt.TextInteractionFlag.TextSelectableByMouse
             | Qt.TextInteractionFlag.TextSelectableByKeyboard
         )
-        self.text.setPlaceholderText("The build log appears here.")
+        self.text.setPlaceholderText(placeholder)
         self.text.verticalScrollBar().valueChanged.connect(self._on_scrolled)
 
         self.find_button = QToolButton(self)

@@ -10,9 +10,12 @@ from harness import Services
 from pytestqt.qtbot import QtBot
 
 from core.errors import NotFound
+from core.models import CancelToken
 from core.store.backend import StoreBackend
+from gui.dialogs.commit import CommitDialog
 from gui.dialogs.delete import DeleteDialog
 from gui.dialogs.pull import PullDialog, overall_progress
+from gui.dialogs.run import RunDialog
 from gui.workers import TaskRunner
 
 TIMEOUT_MS = 120_000
@@ -52,3 +55,32 @@ def test_pull_into_the_store_then_delete_it(
     assert delete.banner.tone == "success"
     with pytest.raises(NotFound):
         store.inspect_image(services.registry_base)
+
+
+def test_run_in_the_store_then_commit_its_change(
+    qtbot: QtBot, runner: TaskRunner, store: StoreBackend, services: Services
+) -> None:
+    # The seed notes' workflow: run a container, change something in it, commit it.
+    store.pull(services.registry_base, lambda _e: None, CancelToken())
+    command = "sh -c 'echo abc >> /abc.txt; cat /abc.txt'"
+    run = RunDialog(runner, store, None, reference=services.registry_base, command=command)
+    qtbot.addWidget(run)
+    run.show()
+    with qtbot.waitSignal(run.containerRan, timeout=TIMEOUT_MS) as ran:
+        run.run_button.click()
+    container, code = ran.args
+    assert code == 0
+    run.output.flush()
+    assert run.output.plain_text().splitlines() == ["abc"]
+    with qtbot.waitSignal(run.commitRequested, timeout=TIMEOUT_MS):
+        run.commit_button.click()
+
+    commit = CommitDialog(runner, store, None, container=container)
+    qtbot.addWidget(commit)
+    with qtbot.waitSignal(commit.containersLoaded, timeout=TIMEOUT_MS):
+        commit.show()
+    commit.repository_field.setText("seed/abc")
+    commit.tag_field.setText("1")
+    with qtbot.waitSignal(commit.commitFinished, timeout=TIMEOUT_MS):
+        commit.commit_button.click()
+    assert "seed/abc:1" in {row.reference for row in store.list_images()}

@@ -284,14 +284,15 @@ def test_run_creates_a_container_and_reports_its_exit_code(
     qtbot, window: MainWindow, services: Services
 ) -> None:
     image = select(qtbot, window, services.base_image)
-    lines: list[str] = []
-    window.statusBar().messageChanged.connect(lines.append)
     with qtbot.waitSignal(window.containerRan, timeout=WAIT_MS) as ran:
-        window.run_container(image, "sh -c 'echo hello from the run; exit 3'")
+        dialog = window.run_container(image, "sh -c 'echo hello from the run; exit 3'")
     container, code = ran.args
     try:
         assert code == 3
-        assert "hello from the run" in lines
+        assert dialog is not None
+        dialog.output.flush()
+        assert "hello from the run" in dialog.output.plain_text()
+        assert "exited with code 3" in dialog.banner.text()
         qtbot.waitUntil(
             lambda: container in [c.id for c in window.detail.containers_model.containers()],
             timeout=WAIT_MS,
