@@ -322,6 +322,9 @@ class MainWindow(QMainWindow):
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.selectionModel().currentRowChanged.connect(self._current_changed)
         self.detail = DetailPane(self._runner, self)
+        self.detail.commitRequested.connect(self.open_commit)
+        # A container gone may free its image for deletion, and changes its Containers count.
+        self.detail.containerRemoved.connect(lambda _removed: self.schedule_refresh())
 
         left = QWidget(self)
         left_layout = QVBoxLayout(left)

@@ -2,7 +2,8 @@
 
 Each tab loads through the TaskRunner when the selected image changes. Answers that arrive
 after the selection moved on are dropped (a generation counter), so a slow inspect of the
-previous image never overwrites the current one.
+previous image never overwrites the current one. A container's context menu commits it,
+copies its ID or removes it (after asking: its changes go with it).
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QHeaderView,
     QLabel,
+    QMenu,
+    QMessageBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -45,6 +49,8 @@ class DetailPane(QWidget):
     inspectLoaded = Signal(object)
     historyLoaded = Signal(object)
     containersLoaded = Signal(object)
+    commitRequested = Signal(str)  # a container to commit
+    containerRemoved = Signal(object)  # the removed container's ID, or the LayerdeckError
 
     def __init__(self, runner: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -77,6 +83,8 @@ class DetailPane(QWidget):
         self.containers.horizontalHeader().setSectionResizeMode(
             COL_COMMAND, QHeaderView.ResizeMode.Stretch
         )
+        self.containers.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.containers.customContextMenuRequested.connect(self._container_menu)
 
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
@@ -151,6 +159,58 @@ class DetailPane(QWidget):
             lambda: containers_of(image_id, backend.list_containers(all=True)),
             lambda containers: self._on_containers(generation, containers),
             lambda error: self._on_error(generation, "containers", error),
+        )
+
+    def _container_menu(self, position: QPoint) -> None:
+        container = self.containers_model.row_of(self.containers.indexAt(position))
+        if container is None:
+            return
+        menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.addAction("Commit…", lambda: self.commitRequested.emit(container.id))
+        menu.addAction("Copy container ID", lambda: QApplication.clipboard().setText(container.id))
+        menu.addSeparator()
+        menu.addAction("Remove…", lambda: self.remove_container(container))
+        menu.popup(self.containers.viewport().mapToGlobal(position))
+
+    def remove_container(self, container: ContainerSummary) -> None:
+        """Ask, then remove container (stopping it first when it runs), in the TaskRunner."""
+        backend = self._backend
+        if backend is None:
+            return
+        if container.running:
+            question = (
+                f"Stop and remove the running container {container.name}? What it changed "
+                "is lost unless it is committed first."
+            )
+        else:
+            question = (
+                f"Remove the container {container.name}? What it changed is lost unless it "
+                "is committed first."
+            )
+        answer = QMessageBox.question(
+            self,
+            "Remove container",
+            question,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+
+        def removed(_result: object) -> None:
+            self.containerRemoved.emit(container.id)
+            self.refresh_containers()
+
+        def failed(error: LayerdeckError) -> None:
+            self.containers.set_empty_text(f"Could not remove {container.name}: {error}")
+            self.containerRemoved.emit(error)
+
+        self._runner.call(
+            "remove container",
+            lambda: backend.remove_container(container.id, force=container.running),
+            removed,
+            failed,
         )
 
     def _set_title(self, image: ImageSummary) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from harness import Services
-from PySide6.QtCore import QItemSelectionModel, QSettings, Qt
+from PySide6.QtCore import QItemSelectionModel, QSettings, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QInputDialog
+from PySide6.QtWidgets import QApplication, QInputDialog, QMessageBox
 
 import gui.app as app_module
 from core.models import ImageSummary
@@ -278,6 +278,41 @@ def test_containers_tab_lists_the_containers_of_the_image(
         assert window.detail.tabs.tabText(2) == "Containers (1)"
     finally:
         services.docker("rm", "-f", "gui-user", check=False)
+
+
+def test_removing_a_container_from_the_containers_tab_asks_first(
+    qtbot, window: MainWindow, services: Services
+) -> None:
+    services.docker("create", "--network", "none", "--name", "gui-removed", "layerdeck-gui/large:1")
+    try:
+        with qtbot.waitSignal(window.detail.containersLoaded, timeout=WAIT_MS):
+            window.table.selectRow(row_of(window, "layerdeck-gui/large:1"))
+        qtbot.waitUntil(
+            lambda: len(window.detail.containers_model.containers()) == 1, timeout=WAIT_MS
+        )
+        container = window.detail.containers_model.containers()[0]
+        answers = iter(
+            [QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes]
+        )  # fmt: skip
+        asked: list[str] = []
+
+        def answer() -> None:
+            box = QApplication.activeModalWidget()
+            assert isinstance(box, QMessageBox)
+            asked.append(box.text())
+            box.button(next(answers)).click()
+
+        QTimer.singleShot(100, answer)
+        window.detail.remove_container(container)  # Cancel: nothing happens
+        assert "Remove the container gui-removed?" in asked[0]
+        assert window.detail.containers_model.containers() == [container]
+        QTimer.singleShot(100, answer)
+        with qtbot.waitSignal(window.detail.containerRemoved, timeout=WAIT_MS) as removed:
+            window.detail.remove_container(container)
+        assert removed.args == [container.id]
+        qtbot.waitUntil(lambda: window.detail.containers_model.containers() == [], timeout=WAIT_MS)
+    finally:
+        services.docker("rm", "-f", "gui-removed", check=False)
 
 
 def test_run_creates_a_container_and_reports_its_exit_code(
