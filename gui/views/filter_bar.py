@@ -19,6 +19,8 @@ class FilterBar(QWidget):
         self.text_box = QLineEdit(self)
         self.text_box.setPlaceholderText("Filter by repository, tag or image ID  (Ctrl+F)")
         self.text_box.setClearButtonEnabled(True)
+        # Screen readers announce the name; a placeholder is not read once text is typed.
+        self.text_box.setAccessibleName("Filter images")
         self.text_box.addAction(icon("filter"), QLineEdit.ActionPosition.LeadingPosition)
         self.text_box.textChanged.connect(self.filterChanged)
         self.dangling_box = QCheckBox("Show untagged images", self)

@@ -196,6 +196,20 @@ def test_filter_with_no_match_shows_a_hint(qtbot, window: MainWindow) -> None:
     assert window.table.empty_text == NO_MATCH_HINT
 
 
+def test_the_main_controls_have_names_a_screen_reader_announces(window: MainWindow) -> None:
+    named = {
+        window.filter_bar.text_box: "Filter images",
+        window.source_box: "Image source",
+        window.table: "Images",
+        window.detail.inspect: "Inspect document",
+        window.detail.history: "Layer history",
+        window.detail.containers: "Containers of the image",
+    }
+    assert {widget.accessibleName(): name for widget, name in named.items()} == {
+        name: name for name in named.values()
+    }
+
+
 def test_ctrl_f_puts_the_cursor_in_the_filter_box(qtbot, window: MainWindow) -> None:
     window.table.setFocus()
     qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
