@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import platform as host_platform
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -48,26 +47,13 @@ from core.store.registry import (
     Manifest,
     RegistryClient,
 )
+from core.store.summary import docker_architecture, host_architecture
 
 log = logging.getLogger(__name__)
 
 PARALLEL_DOWNLOADS = 3
 DOWNLOAD_ATTEMPTS = 3
 _CHUNK = 1 << 20
-# docker's names for the architectures Python's platform.machine() reports.
-_MACHINE_ARCH = {
-    "x86_64": ("amd64", None),
-    "amd64": ("amd64", None),
-    "aarch64": ("arm64", "v8"),
-    "arm64": ("arm64", "v8"),
-    "armv7l": ("arm", "v7"),
-    "armv6l": ("arm", "v6"),
-    "i386": ("386", None),
-    "i686": ("386", None),
-    "ppc64le": ("ppc64le", None),
-    "s390x": ("s390x", None),
-    "riscv64": ("riscv64", None),
-}
 
 
 @dataclass(frozen=True)
@@ -96,17 +82,14 @@ def parse_platform(text: str) -> Platform:
         raise InvalidArgument(
             f"invalid platform {text!r}: expected os/architecture[/variant], e.g. linux/amd64"
         )
-    os_name, arch = parts[0], parts[1]
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
+    os_name, arch = parts[0], docker_architecture(parts[1])
     return Platform(os_name, arch, parts[2] if len(parts) == 3 else None)
 
 
 def host_platform_spec() -> Platform:
     """The platform of this machine as docker names it (linux/amd64, linux/arm64, ...)."""
-    machine = host_platform.machine().lower()
-    arch, _variant = _MACHINE_ARCH.get(machine, (machine, None))
     # Images for arm64 rarely set a variant; asking for none matches v8 and unset alike.
-    return Platform("linux", arch, None)
+    return Platform("linux", host_architecture(), None)
 
 
 def choose_manifest(index: Mapping[str, Any], wanted: Platform, shown: str) -> dict[str, Any]:

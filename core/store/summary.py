@@ -91,10 +91,26 @@ def platform_manifest(layout: Layout, descriptor: Descriptor) -> tuple[str, dict
     return digest, document
 
 
+# docker's names for the architectures the kernel (uname -m) reports.
+_MACHINE_ARCHITECTURES = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "armv7l": "arm",
+    "armv6l": "arm",
+    "i386": "386",
+    "i686": "386",
+}
+
+
+def docker_architecture(machine: str) -> str:
+    """An architecture as docker names it: x86_64 -> amd64, aarch64 -> arm64, ..."""
+    machine = machine.lower()
+    return _MACHINE_ARCHITECTURES.get(machine, machine)
+
+
 def host_architecture() -> str:
     """This machine's architecture as docker names it in image configs: amd64, arm64, arm."""
-    machine = os.uname().machine.lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+    return docker_architecture(os.uname().machine)
 
 
 def _pick_platform(choices: list[dict[str, Any]]) -> dict[str, Any]:
