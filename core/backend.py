@@ -90,6 +90,11 @@ class Backend(Protocol):
         """Start a created container, stream its output as LogLine events, return the exit code."""
         ...
 
+    def run_in_terminal(self, container: str, cancel: CancelToken) -> int:
+        """Start a created container with this process's stdin and stdout as its own
+        (`docker run -it`), until it exits; return the exit code."""
+        ...
+
     def remove_container(self, container: str, force: bool = False) -> None:
         """`docker rm [-f] container`."""
         ...

@@ -214,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-w", "--workdir", help="working directory inside the container")
     run.add_argument("-u", "--user", help="user name or UID[:GID]")
     run.add_argument("--network", choices=NETWORK_CHOICES, default="default")
+    run.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open")
+    run.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
     run.add_argument("--name", help="a name for the container")
     run.add_argument("image", metavar="IMAGE")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
@@ -1091,10 +1093,17 @@ def cmd_run(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> i
         workdir=args.workdir,
         user=args.user,
         network=args.network,
+        tty=args.tty,
+        interactive=args.interactive,
     )
+    if args.tty and not sys.stdin.isatty():
+        raise InvalidArgument("the input device is not a TTY")
     container = backend.create_container(spec)
     printer = EventPrinter(terminal.out, terminal.err, tty=False)
     try:
+        if args.interactive or args.tty:
+            # The container has this terminal: its output goes straight to it.
+            return run_cancellable(lambda cancel: backend.run_in_terminal(container, cancel))
         return run_cancellable(lambda cancel: backend.run_container(container, printer, cancel))
     finally:
         if args.rm:

@@ -190,6 +190,7 @@ class ContainerSpec:
     user: str | None = None
     network: NetworkMode = "default"
     tty: bool = False
+    interactive: bool = False  # keep stdin open (docker run -i)
 
 
 # Events: long operations report progress through these, whichever back end runs them.

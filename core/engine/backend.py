@@ -12,8 +12,10 @@ many seconds to answer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -39,6 +41,7 @@ from core.engine.faults import engine_call, error_for_message, translate_faults
 from core.engine.rows import listing, timestamp
 from core.engine.ssh_dial import SshDialer
 from core.engine.streams import ResponseTracker
+from core.engine.terminal import pump_terminal, terminal_session
 from core.errors import (
     BackendUnavailable,
     BuildFailed,
@@ -336,6 +339,7 @@ class DockerEngineBackend:
             working_dir=spec.workdir,
             user=spec.user,
             tty=spec.tty,
+            stdin_open=spec.interactive,
             host_config=api.create_host_config(network_mode=_network_mode(spec.network)),
         )
         return str(created["Id"])
@@ -374,6 +378,36 @@ class DockerEngineBackend:
                     on_event(LogLine(text, name))
             result = stream_api.wait(container)
         return int(result.get("StatusCode", -1))
+
+    @engine_call
+    def run_in_terminal(self, container: str, cancel: CancelToken) -> int:
+        """Start a created container attached to this process's stdin and stdout (`run -it`).
+
+        The terminal goes raw while a TTY container runs, so keys (Ctrl+C too) reach its
+        shell as typed, and follows the window's size; without a TTY the engine's output
+        is demultiplexed into stdout and stderr. Returns the exit code.
+        """
+        api = self._patient()
+        _required(container, "container")
+        tty = bool((api.inspect_container(container).get("Config") or {}).get("Tty"))
+        params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+        attached = api.attach_socket(container, params=params)
+        connection: socket.socket = getattr(attached, "_sock", attached)
+
+        def kill() -> None:
+            self._quick().kill(container)
+
+        try:
+            with self._streams.cancellable(cancel, on_cancel=kill):
+                api.start(container)
+                if cancel.cancelled:
+                    kill()  # as in run_container: cancelled before the start
+                with terminal_session(api, container, tty) as follow_size:
+                    pump_terminal(connection, tty, cancel, follow_size)
+        finally:
+            with contextlib.suppress(OSError):
+                connection.close()
+        return int(api.wait(container).get("StatusCode", -1))
 
     @engine_call
     def remove_container(self, container: str, force: bool = False) -> None:

@@ -46,6 +46,7 @@ from core.models import (
     PruneResult,
     RemovalEntry,
     SearchResult,
+    ignore_events,
 )
 from core.reference import Reference, parse_reference
 from core.removal import ContainerUse, ImageNode, plan_removal, resolve
@@ -670,6 +671,12 @@ class StoreBackend:
         """Start a created container and stream its output; returns the exit code."""
         runtime = self._require_runtime("running a container")
         return int(runtime.run(container, on_event, cancel))
+
+    @_store_errors
+    def run_in_terminal(self, container: str, cancel: CancelToken) -> int:
+        """Start a created container on this process's terminal (`run -it`); its exit code."""
+        runtime = self._require_runtime("running a container")
+        return int(runtime.run(container, ignore_events, cancel, stdin_tty=True))
 
     @_store_errors
     def remove_container(self, container: str, force: bool = False) -> None:
