@@ -17,11 +17,14 @@ import io
 import json
 import logging
 import os
+import pty
 import resource
+import select
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -302,6 +305,36 @@ def _unmount_below(root: Path) -> None:
         points = [line.split()[4] for line in mounts]
     for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
         subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+def in_a_terminal(argv: list[str], typed: bytes, timeout: float = 60) -> tuple[int, str]:
+    """`layerdeck ARGV` on a new pseudo terminal: type typed once it has printed something
+    (its prompt), and return its exit status and all it showed."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become the CLI
+        os.chdir(Path(__file__).resolve().parents[1])
+        os.execv(sys.executable, [sys.executable, "-m", "core.cli", *argv])
+    shown = b""
+    sent = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if fd in ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child has exited and closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            if not sent and shown:
+                os.write(fd, typed)
+                sent = True
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), shown.decode("utf-8", "replace")
 
 
 def watch_sees(watch: Any, poke: Any, attempts: int = 20, wait_seconds: float = 1.0) -> bool:

@@ -8,47 +8,13 @@ terminal, types into it, and reads what the terminal shows until the command exi
 from __future__ import annotations
 
 import os
-import pty
-import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from harness import Services
+from harness import Services, in_a_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT_SECONDS = 60
-
-
-def _in_a_terminal(argv: list[str], typed: bytes) -> tuple[int, str]:
-    """Run argv on a new pty, type typed once it has printed something (its prompt), and
-    return its exit status and all it showed."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: become the CLI
-        os.chdir(ROOT)
-        os.execv(sys.executable, [sys.executable, "-m", "core.cli", *argv])
-    shown = b""
-    sent = False
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if fd in ready:
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:  # EIO: the child has exited and closed the terminal
-                    break
-                if not chunk:
-                    break
-                shown += chunk
-            if not sent and shown:
-                os.write(fd, typed)
-                sent = True
-    finally:
-        os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), shown.decode("utf-8", "replace")
 
 
 def test_an_engine_container_gets_a_shell_on_the_terminal_and_its_exit_code(
@@ -56,7 +22,7 @@ def test_an_engine_container_gets_a_shell_on_the_terminal_and_its_exit_code(
 ) -> None:
     name = f"cli-it-{os.getpid()}"
     try:
-        code, shown = _in_a_terminal(
+        code, shown = in_a_terminal(
             ["--engine", services.engine_url, "run", "-it", "--network", "none", "--name",
              name, services.base_image, "sh"],
             b"echo made >> /hello; echo answer-$((40+2)); exit 3\r",
@@ -79,7 +45,7 @@ def test_a_store_container_gets_the_terminal_and_its_changes_can_be_committed(
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert pulled.returncode == 0, pulled.stderr
-    code, shown = _in_a_terminal(
+    code, shown = in_a_terminal(
         ["--store", str(store), "run", "-it", "--name", "seed", services.registry_base, "sh"],
         b"echo 'test docker commit' >> /hello; echo answer-$((40+2)); exit 5\n",
     )

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Podman, Services, watch_sees
+from harness import Podman, Services, in_a_terminal, watch_sees
 
 from core.engine.backend import DockerEngineBackend
 from core.errors import BuildFailed, Conflict, NotFound
@@ -213,3 +213,14 @@ def test_watch_reports_a_tag_made_through_the_podman_cli(
 ) -> None:
     name = _name()
     assert watch_sees(backend.watch, lambda n: podman.run("tag", pulled, f"{name}:{n}"), 20, 0.5)
+
+
+def test_run_it_gives_a_shell_in_a_podman_container(
+    backend: DockerEngineBackend, pulled: str, podman: Podman
+) -> None:
+    code, shown = in_a_terminal(
+        ["--engine", podman.url, "run", "-it", "--network", "none", pulled, "sh"],
+        b"echo answer-$((40+2)); exit 3\r",
+    )
+    assert code == 3, shown
+    assert "answer-42" in shown
