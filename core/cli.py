@@ -1066,7 +1066,7 @@ def cmd_prune(backend: Backend, args: argparse.Namespace, terminal: Terminal) ->
 def cmd_run(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> int:
     """`run`: create a container (pulling a missing image first), run it, its exit code."""
     from core.cli_render import EventPrinter
-    from core.models import ContainerSpec
+    from core.models import ContainerSpec, env_values
     from core.reference import id_prefix, parse_reference
 
     try:
@@ -1078,18 +1078,11 @@ def cmd_run(backend: Backend, args: argparse.Namespace, terminal: Terminal) -> i
         terminal.error(f"Unable to find image '{reference.familiar}' locally")
         progress = EventPrinter(terminal.err, terminal.err)
         pull_with_progress(backend, args.image, progress)
-    env = []
-    for pair in args.env:
-        key, sep, _ = pair.partition("=")
-        if sep:
-            env.append(pair)
-        elif key in os.environ:
-            env.append(f"{key}={os.environ[key]}")
     spec = ContainerSpec(
         image=args.image,
         command=tuple(args.command) if args.command else None,
         name=args.name,
-        env=tuple(env),
+        env=env_values(args.env, os.environ),
         workdir=args.workdir,
         user=args.user,
         network=args.network,

@@ -8,7 +8,7 @@ inspect JSON shape (see Backend.inspect_image).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -191,6 +191,19 @@ class ContainerSpec:
     network: NetworkMode = "default"
     tty: bool = False
     interactive: bool = False  # keep stdin open (docker run -i)
+
+
+def env_values(entries: Iterable[str], environ: Mapping[str, str]) -> tuple[str, ...]:
+    """`-e` values as docker's CLI sends them: KEY=VALUE as given; a bare KEY takes its value
+    from environ, and is left out when environ has none."""
+    values = []
+    for entry in entries:
+        key, sep, _ = entry.partition("=")
+        if sep:
+            values.append(entry)
+        elif key in environ:
+            values.append(f"{key}={environ[key]}")
+    return tuple(values)
 
 
 # Events: long operations report progress through these, whichever back end runs them.

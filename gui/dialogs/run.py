@@ -9,6 +9,7 @@ notes' workflow goes (run, change something, `docker commit`).
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 
 from PySide6.QtCore import Qt, Signal
@@ -26,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from core.backend import Backend
 from core.errors import Cancelled, LayerdeckError
-from core.models import CancelToken, ContainerSpec, Event, EventSink, LogLine
+from core.models import CancelToken, ContainerSpec, Event, EventSink, LogLine, env_values
 from gui.dialogs.banner import MessageBanner, set_status
 from gui.dialogs.build_log import BuildLogView
 from gui.dialogs.buttons import button_row
@@ -39,8 +40,8 @@ log = logging.getLogger(__name__)
 
 
 def parse_environment(text: str) -> tuple[str, ...]:
-    """KEY=VALUE lines as `-e` values; a line without "=" passes the variable through by name
-    as docker does; a malformed line is a ValueError naming it."""
+    """KEY=VALUE lines as `-e` values; a line without "=" passes this process's variable
+    through by name, as docker's CLI does; a malformed line is a ValueError naming it."""
     entries = []
     for number, line in enumerate(text.splitlines(), 1):
         entry = line.strip()
@@ -50,7 +51,7 @@ def parse_environment(text: str) -> tuple[str, ...]:
         if not name or any(char.isspace() for char in name):
             raise ValueError(f"line {number} of the environment is not KEY=VALUE: {entry!r}")
         entries.append(entry)
-    return tuple(entries)
+    return env_values(entries, os.environ)
 
 
 class RunDialog(QDialog):

@@ -39,8 +39,14 @@ def _dialog(
     return dialog
 
 
-def test_environment_lines_become_docker_env_values() -> None:
-    assert parse_environment("A=1\n\n  B=two words \nPATH") == ("A=1", "B=two words", "PATH")
+def test_environment_lines_become_docker_env_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FROM_HERE", "passed through")
+    monkeypatch.delenv("NOT_SET_HERE", raising=False)
+    assert parse_environment("A=1\n\n  B=two words \nFROM_HERE\nNOT_SET_HERE") == (
+        "A=1",
+        "B=two words",
+        "FROM_HERE=passed through",
+    )
     with pytest.raises(ValueError, match="line 2"):
         parse_environment("A=1\nNOT A VAR=x")
 
