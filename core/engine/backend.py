@@ -19,6 +19,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import IO, Any, Literal
 
 import docker
@@ -349,23 +350,16 @@ class DockerEngineBackend:
         """Start a created container, stream its output as LogLine events, return the exit code."""
         _required(container, "container")
         stream_api = self._patient()
-
-        def kill() -> None:
-            self._quick().kill(container)
-
         splitters: dict[Literal["stdout", "stderr"], LineSplitter] = {
             "stdout": LineSplitter(),
             "stderr": LineSplitter(),
         }
-        with self._streams.cancellable(cancel, on_cancel=kill):
+        with self._streams.cancellable(cancel, on_cancel=partial(self._kill, container)):
             # Attach before start (with logs) so not a byte of early output is lost.
             output = stream_api.attach(
                 container, stdout=True, stderr=True, stream=True, logs=True, demux=True
             )
-            stream_api.start(container)
-            if cancel.cancelled:
-                # Cancelled before the start: the cancel's kill found nothing running yet.
-                kill()
+            self._start(stream_api, container, cancel)
             for out, err in output:
                 if out:
                     for line in output_lines(splitters, "stdout", out):
@@ -378,6 +372,16 @@ class DockerEngineBackend:
                     on_event(LogLine(text, name))
             result = stream_api.wait(container)
         return int(result.get("StatusCode", -1))
+
+    def _kill(self, container: str) -> None:
+        self._quick().kill(container)
+
+    def _start(self, api: docker.APIClient, container: str, cancel: CancelToken) -> None:
+        """Start container; one cancelled before the start is killed now, as the cancel's
+        own kill found nothing running yet."""
+        api.start(container)
+        if cancel.cancelled:
+            self._kill(container)
 
     @engine_call
     def run_in_terminal(self, container: str, cancel: CancelToken) -> int:
@@ -393,15 +397,9 @@ class DockerEngineBackend:
         params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
         attached = api.attach_socket(container, params=params)
         connection: socket.socket = getattr(attached, "_sock", attached)
-
-        def kill() -> None:
-            self._quick().kill(container)
-
         try:
-            with self._streams.cancellable(cancel, on_cancel=kill):
-                api.start(container)
-                if cancel.cancelled:
-                    kill()  # as in run_container: cancelled before the start
+            with self._streams.cancellable(cancel, on_cancel=partial(self._kill, container)):
+                self._start(api, container, cancel)
                 with terminal_session(api, container, tty) as follow_size:
                     pump_terminal(connection, tty, cancel, follow_size)
         finally:
