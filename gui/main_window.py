@@ -54,7 +54,7 @@ from core.models import (
 from core.reference import parse_reference
 from core.units import human_size
 from gui.icons import app_icon, icon
-from gui.models.images import ImageTableModel, PreparedImages, prepare_images
+from gui.models.images import ImageTableModel, PreparedImages, prepare_images, unique_size
 from gui.sources import Source, discover_sources, open_source, remember_source, remembered_source
 from gui.views.detail_pane import TAB_INSPECT, DetailPane
 from gui.views.filter_bar import FilterBar
@@ -613,9 +613,9 @@ class MainWindow(QMainWindow):
             self._list_again = False
             self._unavailable(error)
 
-        # The rows' sort keys are computed on the worker too: at 10,000 rows that is tens of
-        # milliseconds the GUI thread would otherwise spend before it can paint.
-        # The diff against the rows shown now too, when nothing changes them meanwhile.
+        # The rows' sort keys, and the change from the rows shown now, are worked out on the
+        # worker too: at 10,000 rows that is tens of milliseconds the GUI thread would
+        # otherwise spend before it can paint.
         snapshot = self.model.snapshot()
         handle = self._runner.call(
             "list images", lambda: prepare_images(backend.list_images(), snapshot), listed, failed
@@ -973,16 +973,16 @@ class MainWindow(QMainWindow):
         backend = self._backend
         if backend is None:
             return
-        untagged = {image.id: image.size for image in self.model.listed() if image.dangling}
+        untagged = [image for image in self.model.listed() if image.dangling]
         if not untagged:
             self.statusBar().showMessage("There are no untagged images to remove.", 5000)
             return
-        count = len(untagged)
+        count = len({image.id for image in untagged})
         noun = "image" if count == 1 else "images"
         answer = QMessageBox.question(
             self,
             "Remove untagged images",
-            f"Delete {count} untagged {noun} ({human_size(sum(untagged.values()))})? Those a "
+            f"Delete {count} untagged {noun} ({human_size(unique_size(untagged))})? Those a "
             "container uses or another image is built on stay.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
@@ -991,6 +991,8 @@ class MainWindow(QMainWindow):
             return
 
         def pruned(result: PruneResult) -> None:
+            if not isValid(self):  # the window was closed while the prune ran
+                return
             removed = len(result.removed)
             self.statusBar().showMessage(
                 f"Removed {removed} untagged {'image' if removed == 1 else 'images'}, "
@@ -1001,8 +1003,9 @@ class MainWindow(QMainWindow):
             self.schedule_refresh()
 
         def failed(error: LayerdeckError) -> None:
-            self.banner.show_message(f"Removing untagged images failed: {error}")
-            self.prunedImages.emit(error)
+            self._report(f"Removing untagged images failed: {error}")
+            if isValid(self):
+                self.prunedImages.emit(error)
 
         self._runner.call("prune", lambda: backend.prune(dangling_only=True), pruned, failed)
 

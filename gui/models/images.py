@@ -376,8 +376,6 @@ class ImageTableModel(RowTableModel[ImageSummary]):
         """The shown rows, in display order."""
         return list(self._rows)
 
-    visible_images = images
-
     def listed(self) -> list[ImageSummary]:
         """Every listed row, shown or not, in display order."""
         return list(self._listed)

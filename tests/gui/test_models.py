@@ -61,7 +61,7 @@ def model(qapp: object) -> ImageTableModel:
 
 def shown_names(model: ImageTableModel) -> list[str | None]:
     """The repositories in display order."""
-    return [row.repository for row in model.visible_images()]
+    return [row.repository for row in model.images()]
 
 
 def test_size_sort_orders_images_over_2_and_4_gib_by_bytes(model) -> None:
@@ -113,7 +113,7 @@ def test_filter_matches_repository_tag_or_id_in_any_case(model) -> None:
     model.set_filter_text("web:v2")
     assert shown_names(model) == ["example/web"]
     model.set_filter_text(web.short_id[:8])
-    assert web in model.visible_images()
+    assert web in model.images()
     model.set_filter_text("")
     assert model.rowCount() == 3
 
@@ -231,7 +231,7 @@ def test_a_filter_over_many_scattered_rows_keeps_the_selection(model) -> None:
     assert removed == [(count // 2, count - 1)]
     assert selected_names(model, selection) == ["odd-0101"]
     model.set_filter_text("")
-    assert [row.size for row in model.visible_images()] == list(range(count))
+    assert [row.size for row in model.images()] == list(range(count))
     assert selected_names(model, selection) == ["odd-0101"]
 
 
@@ -305,7 +305,7 @@ def test_selection_survives_a_refresh_replacing_most_rows(model) -> None:
     # Every other row goes (more scattered removals than MANY_RUNS) and as many come.
     fresh = [image(f"new-{n:04}", size=n * GIB + 1) for n in range(count)]
     model.set_images(prepare_images([*rows[::2], *fresh]))
-    sizes = [row.size for row in model.visible_images()]
+    sizes = [row.size for row in model.images()]
     assert sizes == sorted(sizes, reverse=True)
     assert len(sizes) == count // 2 + count
     assert selected_names(model, selection) == [kept.repository]
@@ -376,7 +376,7 @@ def test_random_refreshes_sorts_and_filters_keep_rows_and_indexes_right(model, s
             watched = [QPersistentModelIndex(model.index(row, 0)) for row in rows]
             before = [row_key(model.image_at(row)) for row in rows]
             model.set_images(prepared)
-            shown = {row_key(row) for row in model.visible_images()}
+            shown = {row_key(row) for row in model.images()}
             for index, key in zip(watched, before, strict=True):
                 if key in shown:
                     assert index.isValid() and row_key(model.image_at(index.row())) == key
@@ -401,9 +401,9 @@ def test_random_refreshes_sorts_and_filters_keep_rows_and_indexes_right(model, s
                 ),
                 reverse=model.sort_order == Qt.SortOrder.DescendingOrder,
             )
-            assert model.visible_images() == wanted
+            assert model.images() == wanted
         else:
-            assert sorted(model.visible_images(), key=row_key) == sorted(wanted, key=row_key)
+            assert sorted(model.images(), key=row_key) == sorted(wanted, key=row_key)
         assert model.listed_count() == len(current)
 
 
